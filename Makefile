@@ -1,0 +1,35 @@
+# segpair: `make demo` sets up and materializes every asset on the SIMULATED demo data;
+# `make test` sets up and runs the tests. Both work from a fresh clone.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export DAGSTER_HOME := $(CURDIR)/.dagster_home
+export SEGPAIR_DATA_ROOT := $(CURDIR)/data
+
+.PHONY: demo test ui lint format
+
+# torch==2.13.0 first: it is the CPU build, and installing it before the project keeps
+# pip from resolving `torch>=2.5` to the registry's CUDA build (several GB).
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[dev]'
+	mkdir -p $(DAGSTER_HOME)
+	test -f $(DAGSTER_HOME)/dagster.yaml || printf 'telemetry:\n  enabled: false\n' > $(DAGSTER_HOME)/dagster.yaml
+	touch $@
+
+demo: $(BIN)/.installed
+	$(BIN)/segpair demo
+
+test: $(BIN)/.installed
+	$(BIN)/pytest
+
+ui: $(BIN)/.installed
+	$(BIN)/dagster dev -w workspace.yaml
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+format: $(BIN)/.installed
+	$(BIN)/ruff format . && $(BIN)/ruff check --fix .

@@ -1,0 +1,199 @@
+"""FASTA of proteins, coding sequences or whole segments (NCBI/IRD style headers).
+
+Isolate and segment come from the header or from a metadata table keyed by
+accession (for example the `accession -> genome_id` table that ships with
+NCBI-derived sets). Nucleotide records are translated (see `segpair.translate`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+from segpair.errors import InputDataError, IssueLog
+from segpair.headers import HeaderInfo, parse_header
+from segpair.readers.common import (
+    METADATA_ALIASES,
+    ReadResult,
+    check_unique_ids,
+    clean_str,
+    open_text,
+    parse_year,
+    proteins_from_sequence,
+    read_any_table,
+    records_frame,
+    resolve_columns,
+)
+from segpair.registry import VirusSpec
+from segpair.translate import looks_like_nucleotide
+
+_SEQ_CHARS = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz*-.")
+
+
+def iter_fasta(path: Path) -> Iterator[tuple[str, str, int]]:
+    """(header, sequence, header line number) for each record; malformed input is an error."""
+    header: str | None = None
+    header_line = 0
+    chunks: list[str] = []
+    with open_text(path) as fh:
+        try:
+            for lineno, line in enumerate(fh, start=1):
+                line = line.rstrip("\r\n")
+                if line.startswith(">"):
+                    if header is not None:
+                        yield header, "".join(chunks), header_line
+                    header, header_line, chunks = line[1:], lineno, []
+                    continue
+                stripped = line.strip()
+                if not stripped or stripped.startswith(";"):
+                    continue
+                if header is None:
+                    raise InputDataError(
+                        f"{path}:{lineno}",
+                        "sequence data before the first '>' header line: not FASTA",
+                        "start every record with a '>' header line",
+                    )
+                bad = set(stripped) - _SEQ_CHARS
+                if bad:
+                    raise InputDataError(
+                        f"{path}:{lineno} (record {header.split()[0] if header else '?'})",
+                        f"sequence line has characters {sorted(bad)!r}",
+                        "sequence lines may hold only residue letters, '*', '-' or '.'; "
+                        "remove numbers and spaces (GenBank flat-file layout is not FASTA)",
+                    )
+                chunks.append(stripped)
+        except UnicodeDecodeError as exc:
+            raise InputDataError(
+                str(path), f"is not UTF-8 text ({exc})", "re-export it as UTF-8 text"
+            ) from exc
+    if header is not None:
+        yield header, "".join(chunks), header_line
+
+
+class IsolateTable:
+    """accession -> isolate id and metadata, from a user's metadata table."""
+
+    def __init__(
+        self, path: Path, accession_column: str | None, isolate_column: str | None
+    ) -> None:
+        df = read_any_table(path)
+        wanted = {
+            "accession": [accession_column] if accession_column else METADATA_ALIASES["accession"],
+            "assembly_id": [isolate_column]
+            if isolate_column
+            else ["genome_id", "assembly_id", "isolate_id", "Genome ID"],
+            **{k: v for k, v in METADATA_ALIASES.items() if k != "accession"},
+        }
+        cols = resolve_columns(df.columns, wanted, ["accession", "assembly_id"], str(path))
+        self.path = path
+        self.rows: dict[str, dict] = {}
+        for i, rec in enumerate(df.to_dict("records")):
+            acc = clean_str(rec[cols["accession"]])
+            if acc is None:
+                raise InputDataError(
+                    f"{path}:{i + 2}", "empty accession", "fill in or drop the row"
+                )
+            meta = {k: clean_str(rec[c]) for k, c in cols.items() if k != "accession"}
+            self.rows[acc] = meta
+            self.rows.setdefault(acc.split(".")[0], meta)
+
+    def lookup(self, accession: str | None) -> dict | None:
+        if accession is None:
+            return None
+        return self.rows.get(accession) or self.rows.get(accession.split(".")[0])
+
+
+def _isolate_and_meta(info: HeaderInfo, table: IsolateTable | None) -> dict:
+    row = table.lookup(info.accession) if table else None
+    meta = {
+        "assembly_id": None,
+        "isolate_name": info.strain,
+        "subtype": info.fields.get("subtype") or info.subtype,
+        "host": info.host,
+        "year": info.year,
+        "country": None,
+        "location": info.location,
+    }
+    if row:
+        for key, value in row.items():
+            if value is not None:
+                meta[key] = parse_year(value) if key == "year" else value
+    if meta["assembly_id"] is None:
+        meta["assembly_id"] = info.strain
+    return meta
+
+
+def read_fasta(
+    files: list[Path],
+    virus: VirusSpec,
+    metadata_table: Path | None = None,
+    accession_column: str | None = None,
+    isolate_column: str | None = None,
+    min_orf_fraction: float = 0.5,
+) -> ReadResult:
+    issues = IssueLog()
+    table = (
+        IsolateTable(metadata_table, accession_column, isolate_column) if metadata_table else None
+    )
+    rows: list[dict] = []
+    for path in files:
+        n_records = 0
+        for header, seq, lineno in iter_fasta(path):
+            n_records += 1
+            where = f"{path.name}:{lineno} (record {header.split()[0] if header else '?'})"
+            if not header.strip():
+                raise InputDataError(where, "empty header", "give every record an id")
+            if not seq.strip("-.*"):
+                raise InputDataError(
+                    where, "empty sequence", "remove the record or supply its sequence"
+                )
+            info = parse_header(header)
+            meta = _isolate_and_meta(info, table)
+            if meta["assembly_id"] is None:
+                raise InputDataError(
+                    where,
+                    "no isolate: the header names no strain/isolate and no metadata table "
+                    "maps its accession",
+                    "add a metadata table with accession and isolate columns "
+                    "([fasta] metadata_table in manifest.toml) or put the strain name in the "
+                    "header",
+                )
+            match = virus.match_product(info.description)
+            segment = virus.resolve_segment(info.segment_token) if info.segment_token else None
+            if segment is None and match is not None:
+                segment = match[0]
+            if segment is None:
+                raise InputDataError(
+                    where,
+                    f"no segment of {virus.name} ({virus.segment_names}) can be read from the "
+                    f"header (segment token: {info.segment_token!r})",
+                    "add 'segment N' / '[segment N]' / 'Segment:N' or a gene name to the header",
+                )
+            # A header names a protein only for protein records: a nucleotide record's
+            # header describes the whole segment ("nonstructural protein and NP genes").
+            named = match is not None and match[0] == segment and not looks_like_nucleotide(seq)
+            protein = match[1] if named else None
+            found = proteins_from_sequence(
+                seq, segment, protein, virus, where, issues, min_orf_fraction
+            )
+            acc = info.accession or info.record_id
+            for name, prot_seq, nt_seq in found:
+                is_nt = nt_seq is not None
+                rows.append(
+                    {
+                        "brc_fea_id": f"{acc}:{name}" if is_nt else info.record_id,
+                        "segment": segment,
+                        "function": name,
+                        "product": name,
+                        "prot_seq": prot_seq,
+                        "nt_seq": nt_seq,
+                        "accession": acc,
+                        "source": where,
+                        **meta,
+                    }
+                )
+        if n_records == 0:
+            raise InputDataError(str(path), "holds no FASTA records", "check the file")
+    df = records_frame(rows)
+    check_unique_ids(df)
+    return ReadResult(df, issues, "fasta", [str(p) for p in files])

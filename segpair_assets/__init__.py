@@ -1,0 +1,1 @@
+"""segpair's Dagster code location: assets, partitions, checks and jobs."""

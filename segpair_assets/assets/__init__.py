@@ -1,0 +1,1 @@
+"""segpair assets, one module per pipeline stage."""

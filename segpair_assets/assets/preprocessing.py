@@ -1,0 +1,151 @@
+"""Stage 1: raw records of a data version -> the cleaned `protein_final` table."""
+
+from typing import Literal
+
+import dagster as dg
+import pandas as pd
+from pydantic import Field
+
+from resources.storage import SegpairStorage
+from segpair.cleaning import PROTEIN_FINAL_COLUMNS, CleaningConfig, build_protein_final
+from segpair.errors import InputDataError
+from segpair.readers import read_data_version
+from segpair.registry import load_registry
+from segpair.report import markdown_table, protein_length_summary
+from segpair.simulator import SIMULATED_LABEL, ensure_demo_data_version
+from segpair_assets.partitions import virus_and_version, virus_data_version_partitions
+
+COLUMN_DOCS = {
+    "brc_fea_id": "stable protein id (BV-BRC feature id, or accession:protein)",
+    "assembly_id": "isolate (genome) id",
+    "isolate_name": "strain / isolate name",
+    "segment": "genome segment (registry name)",
+    "function": "protein name (registry name)",
+    "product": "product annotation as the source gave it",
+    "esm2_ready_seq": "cleaned sequence for protein LMs (see segpair.cleaning)",
+    "length": "length of esm2_ready_seq",
+    "seq_hash": "MD5 of esm2_ready_seq",
+    "n_ambiguous": "residues set to X",
+    "prot_seq": "protein sequence as read or translated",
+    "nt_seq": "coding nucleotide sequence, when the source is nucleotide",
+    "accession": "sequence accession",
+    "subtype": "subtype / genotype",
+    "host": "host",
+    "year": "collection year",
+    "country": "country",
+    "location": "place from the strain name",
+    "source": "file:line of the raw record",
+}
+
+
+class ProteinFinalConfig(dg.Config):
+    nonstandard_policy: Literal["replace", "drop", "error"] = Field(
+        default="replace",
+        description="Residues outside the 20 standard amino acids: 'replace' with X (counted), "
+        "'drop' the record (counted), or 'error' (stop, naming the record).",
+    )
+    max_ambiguous_fraction: float = Field(
+        default=0.1, ge=0, le=1, description="Drop records with a larger share of X residues."
+    )
+    min_orf_fraction: float = Field(
+        default=0.5,
+        gt=0,
+        le=1,
+        description="Nucleotide input: reject an ORF shorter than this x the protein's "
+        "expected length (partial or misannotated record).",
+    )
+
+
+@dg.asset(
+    partitions_def=virus_data_version_partitions,
+    io_manager_key="parquet_io_manager",
+    group_name="preprocessing",
+    kinds={"pandas", "parquet"},
+    description=(
+        "One row per protein of a data version: ids (brc_fea_id, assembly_id), segment and "
+        "protein name, the cleaned sequence for protein LMs (esm2_ready_seq), length, "
+        "sequence hash, the coding nucleotide sequence where the source is nucleotide, and "
+        "isolate metadata. Read from data/raw/{virus}/{data_version}/ by the reader its "
+        "manifest.toml names (or that the files reveal). The demo data version is SIMULATED "
+        "and written on first use."
+    ),
+)
+def protein_final(
+    context: dg.AssetExecutionContext, config: ProteinFinalConfig, storage: SegpairStorage
+) -> dg.Output[pd.DataFrame]:
+    virus_name, data_version = virus_and_version(context)
+    virus = load_registry().get(virus_name)
+    folder = storage.raw_dir(virus_name, data_version)
+    if ensure_demo_data_version(folder, virus, data_version):
+        context.log.info(f"wrote the {SIMULATED_LABEL} demo data version to {folder}")
+
+    result, manifest, reason = read_data_version(folder, virus, config.min_orf_fraction)
+    context.log.info(
+        f"{len(result.records)} raw protein records read by '{result.reader}': {reason}"
+    )
+    df, report = build_protein_final(
+        result.records,
+        virus,
+        CleaningConfig(config.nonstandard_policy, config.max_ambiguous_fraction),
+    )
+    report.issues.merge(result.issues)
+    for line in report.issues.summary_lines():
+        context.log.warning(line)
+    if df.empty:
+        raise InputDataError(
+            str(folder),
+            "no protein survived reading and cleaning: " + "; ".join(report.issues.summary_lines()),
+            "check the virus of this data version and the cleaning settings",
+        )
+
+    origin = SIMULATED_LABEL if manifest.origin == "simulated" else "real"
+    lengths = protein_length_summary(df)
+    metadata = {
+        "dagster/row_count": len(df),
+        "dagster/column_schema": dg.TableSchema(
+            columns=[
+                dg.TableColumn(c, str(df[c].dtype), description=COLUMN_DOCS.get(c))
+                for c in PROTEIN_FINAL_COLUMNS
+            ]
+        ),
+        "data_origin": origin,
+        "data_description": manifest.description or "(no description in manifest)",
+        "reader": result.reader,
+        "reader_reason": reason,
+        "source_files": dg.MetadataValue.json(result.files),
+        "isolates": int(df["assembly_id"].nunique()),
+        "distinct_sequences": int(df["seq_hash"].nunique()),
+        "records_read": report.n_input,
+        "records_dropped": report.n_input - report.n_output,
+        "isolates_single_segment": report.isolates_single_segment,
+        "isolates_incomplete": report.isolates_incomplete,
+        "proteins_with_X": int((df["n_ambiguous"] > 0).sum()),
+        "issue_counts": dg.MetadataValue.json(report.issues.counts),
+        "proteins_per_segment": dg.MetadataValue.md(markdown_table(lengths, max_rows=50)),
+        "preview": dg.MetadataValue.md(
+            markdown_table(
+                df[
+                    [
+                        "brc_fea_id",
+                        "assembly_id",
+                        "segment",
+                        "function",
+                        "length",
+                        "subtype",
+                        "host",
+                        "year",
+                        "esm2_ready_seq",
+                    ]
+                ],
+                max_rows=10,
+            )
+        ),
+    }
+    if report.issues.counts:
+        metadata["issue_examples"] = dg.MetadataValue.md(
+            "\n".join(f"- {line}" for line in report.issues.summary_lines())
+        )
+    context.log.info(
+        f"protein_final: {len(df)} proteins, {metadata['isolates']} isolates ({origin})"
+    )
+    return dg.Output(df, metadata=metadata)

@@ -1,0 +1,76 @@
+"""`segpair`: the command line.
+
+segpair demo                     simulate (if absent) and materialize every asset of the
+                                 demo data version of each virus into $DAGSTER_HOME
+segpair materialize -v V -d D    register data version D and materialize every asset of
+                                 virus V x D (the same job the UI launches)
+segpair simulate -v V -o DIR     write a SIMULATED data version folder
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from segpair.registry import load_registry
+from segpair.simulator import SimulationConfig, simulate_population, write_data_version
+
+
+def _materialize(pairs: list[tuple[str, str]]) -> int:
+    import dagster as dg
+
+    from segpair_assets.definitions import defs
+    from segpair_assets.partitions import DATA_VERSION_PARTITIONS_NAME, partition_key
+
+    if not os.environ.get("DAGSTER_HOME"):
+        print("DAGSTER_HOME is not set: set it to a folder so runs are kept (make demo does).")
+        return 2
+    instance = dg.DagsterInstance.get()
+    versions = sorted({v for _, v in pairs})
+    known = set(instance.get_dynamic_partitions(DATA_VERSION_PARTITIONS_NAME))
+    new = [v for v in versions if v not in known]
+    if new:
+        instance.add_dynamic_partitions(DATA_VERSION_PARTITIONS_NAME, new)
+    job = defs.resolve_job_def("segpair_main_job")
+    failed = 0
+    for virus, version in pairs:
+        print(f"materializing {virus} x {version} ...", flush=True)
+        result = job.execute_in_process(
+            instance=instance, partition_key=partition_key(virus, version), raise_on_error=False
+        )
+        status = "ok" if result.success else "FAILED"
+        print(f"{virus} x {version}: {status} (run {result.run_id})", flush=True)
+        failed += not result.success
+    return 1 if failed else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="segpair", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("demo", help="materialize everything on the SIMULATED demo data")
+    mat = sub.add_parser("materialize", help="materialize every asset of one partition")
+    mat.add_argument("-v", "--virus", required=True, choices=load_registry().names)
+    mat.add_argument("-d", "--data-version", required=True)
+    sim = sub.add_parser("simulate", help="write a SIMULATED data version folder")
+    sim.add_argument("-v", "--virus", required=True, choices=load_registry().names)
+    sim.add_argument("-o", "--out", required=True, type=Path)
+    sim.add_argument("-n", "--isolates", type=int, default=SimulationConfig.n_isolates)
+    sim.add_argument("--seed", type=int, default=SimulationConfig.seed)
+    args = parser.parse_args(argv)
+
+    registry = load_registry()
+    if args.command == "demo":
+        return _materialize([(v, registry.get(v).demo_data_version) for v in registry.names])
+    if args.command == "materialize":
+        return _materialize([(args.virus, args.data_version)])
+    config = SimulationConfig(n_isolates=args.isolates, seed=args.seed)
+    virus = registry.get(args.virus)
+    folder = write_data_version(simulate_population(virus, config), args.out, virus, config)
+    print(f"wrote SIMULATED data version to {folder}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

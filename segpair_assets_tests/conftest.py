@@ -1,0 +1,91 @@
+"""Shared fixtures: registries, sample files, a throwaway Dagster instance and data root."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from segpair.registry import VirusSpec, load_registry, parse_registry
+
+FIXTURES = Path(__file__).parent / "fixtures"
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+
+# A toy virus with short proteins, so nucleotide records can be built codon by codon.
+TOY_REGISTRY = """
+[toy]
+display_name = "Toy segmented virus"
+[toy.simulation]
+lineages = [{ name = "a", labels = { A = "1" }, host = "Human", share = 1.0 }]
+subtype_segments = ["A"]
+[[toy.segments]]
+name = "A"
+number = "1"
+proteins = [{ name = "PA1", expected_length = 8, primary = true, product_patterns = ['\\bpa1\\b'] }]
+[[toy.segments]]
+name = "S"
+number = "2"
+ambisense = true
+proteins = [
+  { name = "NSX", expected_length = 40, primary = true, product_patterns = ['\\bnsx\\b'] },
+  { name = "NX", expected_length = 30, primary = true, product_patterns = ['\\bnx\\b'] },
+]
+"""
+
+
+@pytest.fixture(scope="session")
+def registry():
+    return load_registry()
+
+
+@pytest.fixture(scope="session")
+def flu(registry) -> VirusSpec:
+    return registry.get("flu_a")
+
+
+@pytest.fixture(scope="session")
+def bunya(registry) -> VirusSpec:
+    return registry.get("bunya")
+
+
+@pytest.fixture(scope="session")
+def toy() -> VirusSpec:
+    return parse_registry(TOY_REGISTRY).get("toy")
+
+
+@pytest.fixture
+def fixture_copy(tmp_path):
+    """Copy a fixture folder into tmp_path (tests may edit it) and return the copy."""
+
+    def _copy(name: str) -> Path:
+        dest = tmp_path / name
+        shutil.copytree(FIXTURES / name, dest)
+        return dest
+
+    return _copy
+
+
+@pytest.fixture
+def dagster_instance(tmp_path):
+    with dg.instance_for_test(temp_dir=str(tmp_path / "dagster_home")) as instance:
+        yield instance
+
+
+@pytest.fixture
+def data_root(tmp_path) -> Path:
+    root = tmp_path / "data"
+    (root / "raw").mkdir(parents=True)
+    return root
+
+
+def require_shared_data(*parts: str) -> Path:
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(
+            f"real data not found at {path}: the NCBI sets live in ../shared/data beside the "
+            "repository (CI has them); this test reads them in place"
+        )
+    return path
