@@ -5,12 +5,11 @@ import pandas as pd
 
 from segpair.validation import check_protein_final
 from segpair_assets.assets.preprocessing import protein_final
-from segpair_assets.partitions import virus_data_version_partitions
+from segpair_assets.partitions import partitioned_asset_check
 
 
-@dg.asset_check(
+@partitioned_asset_check(
     asset=protein_final,
-    partitions_def=virus_data_version_partitions,
     blocking=True,
     description="Unique brc_fea_id, non-empty sequences, only the 20 standard residues and X, "
     "length equal to the sequence length, every column present.",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import dagster as dg
 
 from segpair.registry import load_registry
@@ -27,3 +29,16 @@ def virus_and_version(
         raise ValueError(f"expected a virus x data_version partition, got {key!r}")
     dims = key.keys_by_dimension
     return dims["virus"], dims["data_version"]
+
+
+def partitioned_asset_check(**kwargs):
+    """`dg.asset_check` on the virus x data_version partitions, so the UI shows a result
+    per partition. Partitioned checks are marked "preview" in Dagster 1.13; that warning
+    is silenced here, in one place, because per-partition results are what users need."""
+
+    def decorate(fn):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", dg.PreviewWarning)
+            return dg.asset_check(partitions_def=virus_data_version_partitions, **kwargs)(fn)
+
+    return decorate

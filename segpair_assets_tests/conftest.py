@@ -70,7 +70,9 @@ def fixture_copy(tmp_path):
 
 @pytest.fixture
 def dagster_instance(tmp_path):
-    with dg.instance_for_test(temp_dir=str(tmp_path / "dagster_home")) as instance:
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    with dg.instance_for_test(temp_dir=str(home)) as instance:
         yield instance
 
 
