@@ -106,8 +106,12 @@ def read_bvbrc(
         )
         if "feature_type" in cols:
             keep = df[cols["feature_type"]].fillna("CDS").str.upper() == "CDS"
-            for _ in range(int((~keep).sum())):
-                issues.add("non_cds_feature_skipped", str(path.name))
+            for idx in df.index[~keep]:
+                issues.add(
+                    "non_cds_feature_skipped",
+                    f"{path.name}:{idx + 2}",
+                    f"feature type {df.at[idx, cols['feature_type']]}",
+                )
             df = df[keep]
         if "prot_seq" not in cols:
             if not fasta_seqs:

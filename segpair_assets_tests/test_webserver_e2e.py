@@ -1,0 +1,172 @@
+"""End to end: the real `dagster dev` (webserver + daemon) on loopback, driven through the
+GraphQL API the UI uses: register a data version, launch the main job for a partition,
+watch it succeed, and read the materialization and check back."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from segpair_assets_tests.conftest import FIXTURES, REPO_ROOT
+
+REPOSITORY = {"repositoryLocationName": "segpair", "repositoryName": "__repository__"}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class DagsterDev:
+    def __init__(self, tmp_path: Path):
+        self.port = _free_port()
+        self.home = tmp_path / "dagster_home"
+        self.home.mkdir()
+        (self.home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+        self.data = tmp_path / "data"
+        self.log = tmp_path / "dagster_dev.log"
+        env = {**os.environ, "DAGSTER_HOME": str(self.home), "SEGPAIR_DATA_ROOT": str(self.data)}
+        dagster = os.path.join(os.path.dirname(sys.executable), "dagster")
+        self.proc = subprocess.Popen(
+            [dagster, "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(self.port)],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=open(self.log, "w"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def graphql(self, query: str, variables: dict | None = None) -> dict:
+        body = json.dumps({"query": query, "variables": variables or {}}).encode()
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{self.port}/graphql",
+            data=body,
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            out = json.load(resp)
+        assert "errors" not in out, out
+        return out["data"]
+
+    def wait_until_loaded(self, timeout: float = 120) -> None:
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"dagster dev exited:\n{self.log.read_text()[-3000:]}")
+            try:
+                data = self.graphql(
+                    "{ workspaceOrError { ... on Workspace { locationEntries { name "
+                    "locationOrLoadError { __typename } } } } }"
+                )
+                entries = data["workspaceOrError"]["locationEntries"]
+                if (
+                    entries
+                    and entries[0]["locationOrLoadError"]["__typename"] == "RepositoryLocation"
+                ):
+                    return
+            except OSError:
+                pass
+            time.sleep(1)
+        raise TimeoutError(
+            f"dagster dev did not load in {timeout}s:\n{self.log.read_text()[-3000:]}"
+        )
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def dagster_dev(tmp_path):
+    dev = DagsterDev(tmp_path)
+    try:
+        dev.wait_until_loaded()
+        yield dev
+    finally:
+        dev.stop()
+
+
+ADD_PARTITION = """
+mutation($name: String!, $key: String!, $repo: RepositorySelector!) {
+  addDynamicPartition(partitionsDefName: $name, partitionKey: $key, repositorySelector: $repo) {
+    __typename ... on PythonError { message }
+  }
+}"""
+LAUNCH = """
+mutation($params: ExecutionParams!) {
+  launchRun(executionParams: $params) {
+    __typename
+    ... on LaunchRunSuccess { run { runId } }
+    ... on PythonError { message }
+    ... on RunConfigValidationInvalid { errors { message } }
+  }
+}"""
+RUN_STATUS = "query($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }"
+MATERIALIZATIONS = """
+{ assetOrError(assetKey: {path: ["protein_final"]}) { ... on Asset {
+    assetMaterializations(limit: 10) { partition metadataEntries { label
+      ... on TextMetadataEntry { text } ... on IntMetadataEntry { intValue } } }
+    definition { description assetChecksOrError { ... on AssetChecks { checks { name } } } }
+} } }"""
+
+
+def _materialize_partition(dev: DagsterDev, virus: str, version: str) -> str:
+    added = dev.graphql(ADD_PARTITION, {"name": "data_version", "key": version, "repo": REPOSITORY})
+    assert added["addDynamicPartition"]["__typename"] == "AddDynamicPartitionSuccess", added
+    tags = [
+        {"key": "dagster/partition", "value": f"{version}|{virus}"},
+        {"key": "dagster/partition/data_version", "value": version},
+        {"key": "dagster/partition/virus", "value": virus},
+    ]
+    params = {
+        "selector": {**REPOSITORY, "jobName": "segpair_main_job"},
+        "runConfigData": {},
+        "executionMetadata": {"tags": tags},
+    }
+    launched = dev.graphql(LAUNCH, {"params": params})["launchRun"]
+    assert launched["__typename"] == "LaunchRunSuccess", launched
+    run_id = launched["run"]["runId"]
+    deadline = time.time() + 240
+    status = None
+    while time.time() < deadline:
+        status = dev.graphql(RUN_STATUS, {"id": run_id})["runOrError"]["status"]
+        if status in ("SUCCESS", "FAILURE", "CANCELED"):
+            break
+        time.sleep(2)
+    assert status == "SUCCESS", f"run {run_id} ended {status}:\n{dev.log.read_text()[-4000:]}"
+    return run_id
+
+
+def test_ui_api_materializes_demo_and_a_real_format_sample(dagster_dev):
+    _materialize_partition(dagster_dev, "flu_a", "simulated_v1")
+    shutil.copytree(FIXTURES / "bvbrc", dagster_dev.data / "raw" / "flu_a" / "brc_sample")
+    _materialize_partition(dagster_dev, "flu_a", "brc_sample")
+
+    asset = dagster_dev.graphql(MATERIALIZATIONS)["assetOrError"]
+    by_partition = {
+        m["partition"]: {e["label"]: e.get("text", e.get("intValue")) for e in m["metadataEntries"]}
+        for m in asset["assetMaterializations"]
+    }
+    assert by_partition["simulated_v1|flu_a"]["data_origin"] == "SIMULATED"
+    assert by_partition["brc_sample|flu_a"]["reader"] == "bvbrc"
+    assert by_partition["brc_sample|flu_a"]["dagster/row_count"] == 7
+    assert "protein" in asset["definition"]["description"]
+    checks = asset["definition"]["assetChecksOrError"]["checks"]
+    assert [c["name"] for c in checks] == ["protein_final_is_valid"]
+    log = dagster_dev.log.read_text()
+    assert "DeprecationWarning" not in log and "deprecated" not in log.lower()
