@@ -38,11 +38,12 @@ class DagsterDev:
         self.log = tmp_path / "dagster_dev.log"
         env = {**os.environ, "DAGSTER_HOME": str(self.home), "SEGPAIR_DATA_ROOT": str(self.data)}
         dagster = os.path.join(os.path.dirname(sys.executable), "dagster")
+        self._log_fh = open(self.log, "w")  # noqa: SIM115 - open for the server's lifetime
         self.proc = subprocess.Popen(
             [dagster, "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(self.port)],
             cwd=REPO_ROOT,
             env=env,
-            stdout=open(self.log, "w"),
+            stdout=self._log_fh,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
@@ -89,6 +90,7 @@ class DagsterDev:
                 self.proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
+        self._log_fh.close()
 
 
 @pytest.fixture
