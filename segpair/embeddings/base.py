@@ -1,0 +1,45 @@
+"""What every embedder provides, and what an embedding call returns."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+import numpy as np
+
+InputKind = Literal["protein", "nucleotide"]
+
+
+@dataclass
+class EmbedOutput:
+    """Vectors for the sequences that embedded, by input position, and why others did not."""
+
+    vectors: np.ndarray  # (n_ok, dim) float32, rows in the order of `ok`
+    ok: list[int]  # input positions embedded
+    failed: dict[int, str] = field(default_factory=dict)  # input position -> reason
+    truncated: int = 0  # sequences cut to the model's maximum length
+    tokens: int = 0  # tokens processed (for throughput)
+
+
+class Embedder(Protocol):
+    """A featurizer or language model that maps sequences to fixed-size vectors."""
+
+    name: str
+    input_kind: InputKind
+
+    @property
+    def dim(self) -> int: ...
+
+    def describe(self) -> dict:
+        """Everything that changes the vectors (model, pooling, layer, length, precision...)."""
+        ...
+
+    def embed(self, sequences: list[str]) -> EmbedOutput: ...
+
+
+def signature_of(description: dict) -> str:
+    """A short stable hash of an embedder's description: equal signatures, equal vectors."""
+    blob = json.dumps(description, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]

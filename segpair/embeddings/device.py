@@ -1,0 +1,33 @@
+"""Choosing the compute device and precision for language-model embedders."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+Precision = Literal["auto", "fp32", "bf16", "fp16"]
+
+
+def resolve_device(device: str = "auto"):
+    """'auto' is CUDA when a GPU is visible, else CPU; 'cpu', 'cuda', 'cuda:1' as given."""
+    import torch
+
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(
+            f"device {device!r} asked for, but torch sees no CUDA GPU "
+            f"(torch {torch.__version__}); install a CUDA build of torch or use device='cpu'"
+        )
+    return dev
+
+
+def resolve_dtype(device, precision: Precision = "auto"):
+    """'auto' is bf16 on GPUs that support it (fp16 otherwise) and fp32 on CPU."""
+    import torch
+
+    if precision == "auto":
+        if device.type == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.float32
+    return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]

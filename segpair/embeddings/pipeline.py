@@ -1,0 +1,258 @@
+"""Building a partition's master cache: reuse what is stored, compute the rest in staged
+chunks, validate, commit.
+
+Order of reuse for each unique sequence key (sequence hash + embedder signature):
+the partition's own cache, then caches of earlier data versions of the same virus
+made with the same signature, then chunks staged by an interrupted run; only what
+none of them holds is computed. `force_recompute` computes everything afresh.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.metadata
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from segpair.embeddings.base import Embedder, signature_of
+from segpair.embeddings.cache import (
+    CachePaths,
+    ChunkStager,
+    EmbeddingStore,
+    commit_cache,
+    read_rows_for_keys,
+    recover,
+    update_failures,
+)
+
+ProgressFn = Callable[[str], None]
+
+
+@dataclass
+class CacheReport:
+    embedder: str
+    signature: str
+    dim: int = 0
+    n_proteins: int = 0
+    n_unique_keys: int = 0
+    n_rows: int = 0
+    reused_in_place: int = 0
+    reused_previous: dict[str, int] = field(default_factory=dict)
+    resumed_from_chunks: int = 0
+    computed: int = 0
+    failed_proteins: int = 0
+    failed_keys: int = 0
+    truncated: int = 0
+    compute_seconds: float = 0.0
+    tokens: int = 0
+    recovery: str | None = None
+    content_id: str = ""
+    failure_examples: list[str] = field(default_factory=list)
+
+    @property
+    def sequences_per_s(self) -> float:
+        return self.computed / self.compute_seconds if self.compute_seconds else 0.0
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.tokens / self.compute_seconds if self.compute_seconds else 0.0
+
+
+def _library_versions() -> dict[str, str]:
+    out = {}
+    for lib in ("torch", "transformers", "numpy", "h5py", "segpair"):
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            out[lib] = importlib.metadata.version(lib)
+    return out
+
+
+def input_sequences(proteins: pd.DataFrame, input_kind: str) -> pd.Series:
+    column = "esm2_ready_seq" if input_kind == "protein" else "nt_seq"
+    return proteins[column].astype("string").fillna("").astype(str)
+
+
+def cache_keys(sequences: pd.Series, signature: str) -> pd.Series:
+    hashes = sequences.map(lambda s: hashlib.md5(s.encode()).hexdigest() if s else "")
+    return hashes.map(lambda h: f"{h}:{signature}" if h else "")
+
+
+def build_master_cache(
+    proteins: pd.DataFrame,
+    embedder: Embedder,
+    paths: CachePaths,
+    previous: list[CachePaths] = (),
+    force_recompute: bool = False,
+    chunk_size: int = 1024,
+    storage_precision: str = "fp16",
+    progress: ProgressFn = print,
+) -> CacheReport:
+    """Bring the cache at `paths` up to date with `proteins` (a protein_final table)."""
+    description = embedder.describe()
+    signature = signature_of(description)
+    report = CacheReport(embedder.name, signature, dim=embedder.dim)
+    report.recovery = recover(paths)
+    if report.recovery:
+        progress(f"cache: {report.recovery}")
+
+    seqs = input_sequences(proteins, embedder.input_kind)
+    keys = cache_keys(seqs, signature)
+    report.n_proteins = len(proteins)
+    no_input = keys == ""
+    unique = pd.unique(keys[~no_input])
+    report.n_unique_keys = len(unique)
+    seq_of_key = dict(zip(keys[~no_input], seqs[~no_input], strict=True))
+
+    stager = ChunkStager(paths, signature)
+    if force_recompute:
+        shutil.rmtree(stager.dir)
+        stager = ChunkStager(paths, signature)
+    found: dict[str, np.ndarray] = {}
+    failures: dict[str, str] = {}
+    if not force_recompute:
+        wanted = set(unique)
+        found.update(read_rows_for_keys(paths.h5, wanted, signature))
+        report.reused_in_place = len(found)
+        for prev in previous:
+            recover(prev)
+            got = read_rows_for_keys(prev.h5, wanted - found.keys(), signature)
+            if got:
+                report.reused_previous[prev.folder.name] = len(got)
+                found.update(got)
+        staged, staged_failed = stager.completed()
+        resumed = {k: v for k, v in staged.items() if k in wanted and k not in found}
+        report.resumed_from_chunks = len(resumed) + len(staged_failed)
+        found.update(resumed)
+        failures.update({k: r for k, r in staged_failed.items() if k in wanted})
+
+    todo = [k for k in unique if k not in found and k not in failures]
+    progress(
+        f"{embedder.name}: {report.n_unique_keys} unique sequences for {report.n_proteins} "
+        f"proteins; reused {report.reused_in_place} in place, "
+        f"{sum(report.reused_previous.values())} from earlier data versions, "
+        f"{report.resumed_from_chunks} from an interrupted run; computing {len(todo)}"
+    )
+    t0 = time.perf_counter()
+    for start in range(0, len(todo), chunk_size):
+        chunk = todo[start : start + chunk_size]
+        out = embedder.embed([seq_of_key[k] for k in chunk])
+        chunk_failed = {chunk[i]: reason for i, reason in out.failed.items()}
+        ok_keys = [chunk[i] for i in out.ok]
+        stager.write(ok_keys, out.vectors, chunk_failed)
+        found.update(zip(ok_keys, out.vectors, strict=True))
+        failures.update(chunk_failed)
+        report.computed += len(ok_keys)
+        report.truncated += out.truncated
+        report.tokens += out.tokens
+        done = start + len(chunk)
+        elapsed = time.perf_counter() - t0
+        progress(
+            f"{embedder.name}: {done}/{len(todo)} sequences "
+            f"({done / elapsed:.1f} seq/s, {report.tokens / elapsed:.0f} tokens/s)"
+        )
+    report.compute_seconds = time.perf_counter() - t0
+
+    row_keys = [k for k in unique if k in found]
+    row_of_key = {k: i for i, k in enumerate(row_keys)}
+    mapped = keys.map(row_of_key)
+    index = pd.DataFrame(
+        {
+            "brc_fea_id": proteins["brc_fea_id"].astype(str).to_numpy(),
+            "row": mapped,
+            "cache_key": keys.to_numpy(),
+            "seq_hash": keys.str.split(":").str[0].to_numpy(),
+        }
+    )
+    failed_mask = index["row"].isna()
+    reasons = keys.map(failures).where(~no_input, f"no {embedder.input_kind} sequence")
+    failed_rows = pd.DataFrame(
+        {
+            "brc_fea_id": index.loc[failed_mask, "brc_fea_id"],
+            "cache_key": index.loc[failed_mask, "cache_key"],
+            "embedder": embedder.name,
+            "signature": signature,
+            "reason": reasons[failed_mask].fillna("unknown").to_numpy(),
+        }
+    )
+    index = index[~failed_mask].astype({"row": "int64"}).reset_index(drop=True)
+    report.failed_proteins = int(failed_mask.sum())
+    report.failed_keys = len(failures)
+    report.failure_examples = [
+        f"{r.brc_fea_id}: {r.reason}" for r in failed_rows.head(5).itertuples(index=False)
+    ]
+
+    dim = embedder.dim
+    validate_before_commit(row_keys, found, dim, index, failed_rows, proteins)
+
+    def blocks(size: int = 4096) -> Iterator[np.ndarray]:
+        for s in range(0, len(row_keys), size):
+            yield np.stack([found[k] for k in row_keys[s : s + size]])
+
+    attrs = {
+        "embedder": embedder.name,
+        "signature": signature,
+        **{k: v for k, v in description.items() if v is not None},
+        "storage_precision": storage_precision,
+        "library_versions": _library_versions(),
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    dtype = {"fp16": "float16", "fp32": "float32"}[storage_precision]
+    report.content_id = commit_cache(paths, row_keys, blocks(), index, attrs, dtype, dim)
+    report.n_rows = len(row_keys)
+    update_failures(paths, failed_rows)
+    shutil.rmtree(paths.work_dir, ignore_errors=True)
+    return report
+
+
+def validate_before_commit(
+    row_keys: list[str],
+    vectors: dict[str, np.ndarray],
+    dim: int,
+    index: pd.DataFrame,
+    failed: pd.DataFrame,
+    proteins: pd.DataFrame,
+) -> None:
+    """Exact dimension, finite values, one row per unique key, every protein accounted for."""
+    bad_dim = [k for k in row_keys if vectors[k].shape != (dim,)]
+    if bad_dim:
+        raise ValueError(
+            f"{len(bad_dim)} vectors are not of dimension {dim} (e.g. {bad_dim[0]}: "
+            f"{vectors[bad_dim[0]].shape}); the embedder is inconsistent"
+        )
+    not_finite = [k for k in row_keys if not np.isfinite(vectors[k]).all()]
+    if not_finite:
+        raise ValueError(
+            f"{len(not_finite)} vectors hold NaN or Inf (e.g. key {not_finite[0]}); "
+            "try precision fp32, or check the model"
+        )
+    if len(set(row_keys)) != len(row_keys) or index["row"].nunique() != len(row_keys):
+        raise ValueError("internal: rows and unique sequence keys do not match one to one")
+    accounted = set(index["brc_fea_id"]) | set(failed["brc_fea_id"])
+    missing = set(proteins["brc_fea_id"].astype(str)) - accounted
+    if missing:
+        raise ValueError(
+            f"{len(missing)} proteins neither mapped nor failed, e.g. {sorted(missing)[:3]}"
+        )
+
+
+def previous_caches(root: Path, virus: str, data_version: str, embedder: str) -> list[CachePaths]:
+    """Caches of the same embedder in the virus's other data versions, newest first."""
+    base = Path(root) / "embeddings" / virus
+    if not base.is_dir():
+        return []
+    found = [
+        CachePaths(d, embedder) for d in base.iterdir() if d.is_dir() and d.name != data_version
+    ]
+    found = [p for p in found if p.h5.exists() or p.commit_record.exists()]
+    return sorted(found, key=lambda p: p.h5.stat().st_mtime if p.h5.exists() else 0, reverse=True)
+
+
+def open_store(root: Path, virus: str, data_version: str, embedder: str) -> EmbeddingStore:
+    return EmbeddingStore(CachePaths.for_partition(root, virus, data_version, embedder))
