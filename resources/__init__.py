@@ -1,6 +1,20 @@
 """Dagster resources and IO managers for segpair."""
 
+from resources.embedders import (
+    ComputeDevice,
+    KmerEmbedderResource,
+    LanguageModelEmbedderResource,
+)
+from resources.embedding_io_manager import EmbeddingCacheIOManager
 from resources.parquet_io_manager import PartitionedParquetIOManager
 from resources.storage import SegpairStorage, default_data_root
 
-__all__ = ["PartitionedParquetIOManager", "SegpairStorage", "default_data_root"]
+__all__ = [
+    "ComputeDevice",
+    "EmbeddingCacheIOManager",
+    "KmerEmbedderResource",
+    "LanguageModelEmbedderResource",
+    "PartitionedParquetIOManager",
+    "SegpairStorage",
+    "default_data_root",
+]

@@ -6,23 +6,34 @@ from pathlib import Path
 
 import dagster as dg
 
-from resources import PartitionedParquetIOManager, SegpairStorage, default_data_root
-from segpair_assets.asset_checks import protein_final_is_valid
+from resources import (
+    ComputeDevice,
+    EmbeddingCacheIOManager,
+    PartitionedParquetIOManager,
+    SegpairStorage,
+    default_data_root,
+)
+from segpair_assets.asset_checks import embedding_checks, protein_final_is_valid
+from segpair_assets.assets.embeddings import embedding_assets
 from segpair_assets.assets.preprocessing import protein_final
-from segpair_assets.jobs import segpair_main_job
+from segpair_assets.embedders import embedder_resources
+from segpair_assets.jobs import segpair_language_model_job, segpair_main_job
 
 
 def build_definitions(data_root: str | None = None) -> dg.Definitions:
     root = data_root or default_data_root()
     return dg.Definitions(
-        assets=[protein_final],
-        asset_checks=[protein_final_is_valid],
-        jobs=[segpair_main_job],
+        assets=[protein_final, *embedding_assets],
+        asset_checks=[protein_final_is_valid, *embedding_checks],
+        jobs=[segpair_main_job, segpair_language_model_job],
         resources={
             "storage": SegpairStorage(data_root=root),
             "parquet_io_manager": PartitionedParquetIOManager(
                 base_dir=str(Path(root) / "processed")
             ),
+            "embedding_io_manager": EmbeddingCacheIOManager(data_root=root),
+            "compute_device": ComputeDevice(),
+            **embedder_resources(),
         },
     )
 

@@ -83,6 +83,18 @@ class LanguageModelEmbedder:
         self.device = resolve_device(self.device_name)
         self.dtype = resolve_dtype(self.device, self.precision)
         common = {"trust_remote_code": self.trust_remote_code, "revision": self.revision}
+        from transformers.utils import logging as hf_logging
+
+        # ESM-2 releases are masked-LM checkpoints: loading the encoder alone reports the
+        # unused LM head as "unexpected" keys, which is expected here.
+        verbosity = hf_logging.get_verbosity()
+        hf_logging.set_verbosity_error()
+        try:
+            self._load(common, AutoModel, AutoModelForMaskedLM, AutoTokenizer)
+        finally:
+            hf_logging.set_verbosity(verbosity)
+
+    def _load(self, common, AutoModel, AutoModelForMaskedLM, AutoTokenizer) -> None:  # noqa: N803
         self._tokenizer = AutoTokenizer.from_pretrained(self.model_id, **common)
         kwargs = {**common, "dtype": self.dtype}
         if self.family == "nucleotide_transformer":

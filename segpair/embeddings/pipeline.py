@@ -84,7 +84,47 @@ def cache_keys(sequences: pd.Series, signature: str) -> pd.Series:
     return hashes.map(lambda h: f"{h}:{signature}" if h else "")
 
 
-def build_master_cache(
+@dataclass
+class PreparedCache:
+    """A cache ready to commit: every vector computed or found, validated, not yet written."""
+
+    paths: CachePaths
+    report: CacheReport
+    row_keys: list[str]
+    vectors: dict[str, np.ndarray]
+    index: pd.DataFrame
+    failed_rows: pd.DataFrame
+    attrs: dict
+    storage_dtype: str
+
+    def commit(self) -> CacheReport:
+        """Swap the new cache pair in atomically, record failures, clear staged chunks."""
+
+        def blocks(size: int = 4096) -> Iterator[np.ndarray]:
+            for s in range(0, len(self.row_keys), size):
+                yield np.stack([self.vectors[k] for k in self.row_keys[s : s + size]])
+
+        self.report.content_id = commit_cache(
+            self.paths,
+            self.row_keys,
+            blocks(),
+            self.index,
+            self.attrs,
+            self.storage_dtype,
+            self.report.dim,
+        )
+        self.report.n_rows = len(self.row_keys)
+        update_failures(self.paths, self.failed_rows)
+        shutil.rmtree(self.paths.work_dir, ignore_errors=True)
+        return self.report
+
+
+def build_master_cache(*args, **kwargs) -> CacheReport:
+    """Prepare and commit in one call (see `prepare_master_cache`)."""
+    return prepare_master_cache(*args, **kwargs).commit()
+
+
+def prepare_master_cache(
     proteins: pd.DataFrame,
     embedder: Embedder,
     paths: CachePaths,
@@ -93,8 +133,9 @@ def build_master_cache(
     chunk_size: int = 1024,
     storage_precision: str = "fp16",
     progress: ProgressFn = print,
-) -> CacheReport:
-    """Bring the cache at `paths` up to date with `proteins` (a protein_final table)."""
+) -> PreparedCache:
+    """Everything needed to bring the cache at `paths` up to date with `proteins` (a
+    protein_final table): vectors reused or computed (and staged), validated."""
     description = embedder.describe()
     signature = signature_of(description)
     report = CacheReport(embedder.name, signature, dim=embedder.dim)
@@ -188,13 +229,7 @@ def build_master_cache(
         f"{r.brc_fea_id}: {r.reason}" for r in failed_rows.head(5).itertuples(index=False)
     ]
 
-    dim = embedder.dim
-    validate_before_commit(row_keys, found, dim, index, failed_rows, proteins)
-
-    def blocks(size: int = 4096) -> Iterator[np.ndarray]:
-        for s in range(0, len(row_keys), size):
-            yield np.stack([found[k] for k in row_keys[s : s + size]])
-
+    validate_before_commit(row_keys, found, embedder.dim, index, failed_rows, proteins)
     attrs = {
         "embedder": embedder.name,
         "signature": signature,
@@ -204,11 +239,7 @@ def build_master_cache(
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     dtype = {"fp16": "float16", "fp32": "float32"}[storage_precision]
-    report.content_id = commit_cache(paths, row_keys, blocks(), index, attrs, dtype, dim)
-    report.n_rows = len(row_keys)
-    update_failures(paths, failed_rows)
-    shutil.rmtree(paths.work_dir, ignore_errors=True)
-    return report
+    return PreparedCache(paths, report, row_keys, found, index, failed_rows, attrs, dtype)
 
 
 def validate_before_commit(
