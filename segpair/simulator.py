@@ -74,6 +74,7 @@ class SimulationConfig:
     utr_length: int = 30
     reassortment_rate: float | None = None  # None: the virus preset's
     missing_segment_rate: float | None = None  # None: the virus preset's
+    batch: str = ""  # letters added to ids and accessions, so batches can be combined
 
 
 @dataclass
@@ -192,7 +193,9 @@ def simulate_population(virus: VirusSpec, config: SimulationConfig) -> Simulated
             seg_lineage[i, si] = -1 - par if par < 0 else seg_lineage[par, si]
         recent[k].append(i)
 
-    isolate_ids = [f"sim_{virus.name}_{i:06d}" for i in range(n)]
+    if config.batch and not config.batch.isalpha():
+        raise ValueError(f"batch must be letters only, not {config.batch!r}")
+    isolate_ids = [f"sim_{virus.name}_{config.batch.lower()}{i:06d}" for i in range(n)]
     subtype_idx = [virus.segment_names.index(s) for s in preset.subtype_segments]
     subtypes = [
         "".join(
@@ -237,7 +240,7 @@ def simulate_population(virus: VirusSpec, config: SimulationConfig) -> Simulated
     for si, seg in enumerate(virus.segments):
         cds_idx = [c for c, (s, _p) in enumerate(cds_specs) if s == si]
         for i in np.flatnonzero(present[:, si]):
-            acc = f"SM{i * n_seg + si:07d}"
+            acc = f"SM{config.batch.upper()}{i * n_seg + si:07d}"
             lin = seg_lineage[i, si]
             # An in-frame stop right before each ATG keeps the ORF from reaching into the UTR.
             parts = [np.concatenate([UPSTREAM_STOP, cds[c][i]]) for c in cds_idx]

@@ -18,10 +18,24 @@ def test_definitions_load_and_validate(tmp_path):
     defs = build_definitions(str(tmp_path))
     dg.Definitions.validate_loadable(defs)
     graph = defs.resolve_asset_graph()
-    assert {k.to_user_string() for k in graph.get_all_asset_keys()} == {"protein_final"}
+    names = {k.to_user_string() for k in graph.get_all_asset_keys()}
+    assert names == {
+        "protein_final",
+        "master_embeddings_kmer_aa3",
+        "master_embeddings_kmer_nt6",
+        "master_embeddings_esm2",
+        "master_embeddings_fastesm2",
+        "master_embeddings_nucleotide_transformer",
+    }
+    main = defs.resolve_job_def("segpair_main_job")
+    main_assets = {k.to_user_string() for k in main.asset_layer.selected_asset_keys}
+    assert main_assets == {
+        "protein_final",
+        "master_embeddings_kmer_aa3",
+        "master_embeddings_kmer_nt6",
+    }
     for key in graph.get_all_asset_keys():
         assert graph.get(key).description, f"{key} has no description"
-    assert defs.resolve_job_def("segpair_main_job")
 
 
 def test_loading_the_code_location_warns_about_nothing(tmp_path):

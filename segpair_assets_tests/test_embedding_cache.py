@@ -241,3 +241,14 @@ def test_kill_minus_9_loses_nothing_and_resumes(tmp_path, proteins):
     subprocess.run([*cmd[:5], str(clean)], env=env, check=True, capture_output=True, timeout=300)
     with EmbeddingStore(CachePaths.for_partition(clean, "flu_a", "v1", "esm2")) as ref:
         np.testing.assert_allclose(final, ref.gather(proteins["brc_fea_id"]), atol=2e-3)
+
+
+def test_an_embedder_that_fits_no_protein_leaves_an_empty_valid_cache(tmp_path, proteins):
+    e = KmerEmbedder("kmer_nt6", "nucleotide", 6)
+    paths = CachePaths.for_partition(tmp_path, "flu_a", "v1", e.name)
+    protein_only = proteins.assign(nt_seq=None)  # e.g. a BV-BRC protein export
+    report = build_master_cache(protein_only, e, paths, progress=_quiet)
+    assert report.n_rows == 0 and report.failed_proteins == len(proteins)
+    with EmbeddingStore(paths) as store:
+        assert store.n_rows == 0 and store.gather([]).shape == (0, 4096)
+        assert all(o.passed for o in check_cache(store, protein_only).values())

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from segpair_assets_tests.conftest import FIXTURES, REPO_ROOT
+from segpair_assets_tests.tiny_models import build_tiny_esm2
 
 REPOSITORY = {"repositoryLocationName": "segpair", "repositoryName": "__repository__"}
 
@@ -29,14 +30,19 @@ def _free_port() -> int:
 
 
 class DagsterDev:
-    def __init__(self, tmp_path: Path):
+    def __init__(self, tmp_path: Path, extra_env: dict | None = None):
         self.port = _free_port()
         self.home = tmp_path / "dagster_home"
         self.home.mkdir()
         (self.home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
         self.data = tmp_path / "data"
         self.log = tmp_path / "dagster_dev.log"
-        env = {**os.environ, "DAGSTER_HOME": str(self.home), "SEGPAIR_DATA_ROOT": str(self.data)}
+        env = {
+            **os.environ,
+            "DAGSTER_HOME": str(self.home),
+            "SEGPAIR_DATA_ROOT": str(self.data),
+            **(extra_env or {}),
+        }
         dagster = os.path.join(os.path.dirname(sys.executable), "dagster")
         self._log_fh = open(self.log, "w")  # noqa: SIM115 - open for the server's lifetime
         self.proc = subprocess.Popen(
@@ -95,7 +101,9 @@ class DagsterDev:
 
 @pytest.fixture
 def dagster_dev(tmp_path):
-    dev = DagsterDev(tmp_path)
+    # A tiny ESM-2 saved locally stands in for facebook/esm2_t33_650M_UR50D, loaded the same way.
+    model = build_tiny_esm2(tmp_path / "tiny_esm2")
+    dev = DagsterDev(tmp_path, {"SEGPAIR_ESM2_MODEL": str(model)})
     try:
         dev.wait_until_loaded()
         yield dev
@@ -127,16 +135,27 @@ MATERIALIZATIONS = """
 } } }"""
 
 
-def _materialize_partition(dev: DagsterDev, virus: str, version: str) -> str:
+def _materialize_partition(
+    dev: DagsterDev, virus: str, version: str, job: str = "segpair_main_job", assets=None
+) -> str:
     added = dev.graphql(ADD_PARTITION, {"name": "data_version", "key": version, "repo": REPOSITORY})
-    assert added["addDynamicPartition"]["__typename"] == "AddDynamicPartitionSuccess", added
+    assert added["addDynamicPartition"]["__typename"] in (
+        "AddDynamicPartitionSuccess",
+        "DuplicateDynamicPartitionError",
+    ), added
     tags = [
         {"key": "dagster/partition", "value": f"{version}|{virus}"},
         {"key": "dagster/partition/data_version", "value": version},
         {"key": "dagster/partition/virus", "value": virus},
     ]
+    selector = {**REPOSITORY, "jobName": job}
+    if assets:  # a subset of the job's assets, as "Materialize selected" in the UI
+        selector["assetSelection"] = [{"path": [a]} for a in assets]
+        selector["assetCheckSelection"] = [
+            {"assetKey": {"path": [a]}, "name": f"{a}_is_complete"} for a in assets
+        ]
     params = {
-        "selector": {**REPOSITORY, "jobName": "segpair_main_job"},
+        "selector": selector,
         "runConfigData": {},
         "executionMetadata": {"tags": tags},
     }
@@ -170,5 +189,23 @@ def test_ui_api_materializes_demo_and_a_real_format_sample(dagster_dev):
     assert "protein" in asset["definition"]["description"]
     checks = asset["definition"]["assetChecksOrError"]["checks"]
     assert [c["name"] for c in checks] == ["protein_final_is_valid"]
+    # the main job also built the k-mer caches; the language-model job builds ESM-2 on demand
+    kmer = dagster_dev.data / "embeddings/flu_a/simulated_v1/master_kmer_aa3_embeddings.h5"
+    assert kmer.exists()
+    _materialize_partition(
+        dagster_dev,
+        "flu_a",
+        "simulated_v1",
+        job="segpair_language_model_job",
+        assets=["master_embeddings_esm2"],
+    )
+    esm = dagster_dev.graphql(
+        '{ assetOrError(assetKey: {path: ["master_embeddings_esm2"]}) { ... on Asset { '
+        "assetMaterializations(limit: 1) { partition metadataEntries { label "
+        "... on IntMetadataEntry { intValue } } } } } }"
+    )["assetOrError"]["assetMaterializations"][0]
+    entries = {e["label"]: e.get("intValue") for e in esm["metadataEntries"]}
+    assert esm["partition"] == "simulated_v1|flu_a" and entries["dim"] == 32
+
     log = dagster_dev.log.read_text()
     assert "DeprecationWarning" not in log and "deprecated" not in log.lower()

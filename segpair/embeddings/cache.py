@@ -266,9 +266,9 @@ def commit_cache(
     pq_tmp = paths.folder / f".master_{paths.embedder}_embeddings.{content_id}.parquet.tmp"
     n = len(keys)
     with h5py.File(h5_tmp, "w") as f:
-        emb = f.create_dataset(
-            "emb", shape=(n, dim), dtype=storage_dtype, chunks=(max(1, min(n, 256)), dim)
-        )
+        # An empty cache is valid (every protein failed, e.g. no nucleotide sequences).
+        chunks = (min(n, 256), dim) if n else None
+        emb = f.create_dataset("emb", shape=(n, dim), dtype=storage_dtype, chunks=chunks)
         start = 0
         for block in row_vectors:
             emb[start : start + len(block)] = block.astype(storage_dtype)

@@ -76,7 +76,12 @@ def build_embedding_asset(name: str, description: str) -> dg.AssetsDefinition:
             progress=context.log.info,
         )
         r = prepared.report
-        if r.failed_proteins:
+        if r.failed_proteins == r.n_proteins:
+            context.log.warning(
+                f"no protein of {virus} x {version} could be embedded by {name}: the cache is "
+                f"empty. Reasons: {r.failure_examples[:3]}"
+            )
+        elif r.failed_proteins:
             context.log.warning(
                 f"{r.failed_proteins} proteins not embedded (see {paths.failed}); "
                 f"e.g. {r.failure_examples[:3]}"
