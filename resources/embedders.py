@@ -17,8 +17,10 @@ class ComputeDevice(dg.ConfigurableResource):
 
     device: str = Field(default="auto", description="auto, cpu, cuda or cuda:N")
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
-    toks_per_batch: int = Field(
-        default=4096, gt=0, description="token budget per batch of length-sorted sequences"
+    toks_per_batch: int | None = Field(
+        default=None,
+        description="token budget per batch of length-sorted sequences; unset: 1024 on CPU, "
+        "16384 on GPU",
     )
 
 

@@ -18,7 +18,7 @@ from segpair.registry import load_registry
 from segpair.simulator import SimulationConfig, simulate_population, write_data_version
 
 
-def _materialize(pairs: list[tuple[str, str]]) -> int:
+def _materialize(pairs: list[tuple[str, str]], job_name: str = "segpair_main_job") -> int:
     import dagster as dg
 
     from segpair_assets.definitions import defs
@@ -33,7 +33,7 @@ def _materialize(pairs: list[tuple[str, str]]) -> int:
     new = [v for v in versions if v not in known]
     if new:
         instance.add_dynamic_partitions(DATA_VERSION_PARTITIONS_NAME, new)
-    job = defs.resolve_job_def("segpair_main_job")
+    job = defs.resolve_job_def(job_name)
     failed = 0
     for virus, version in pairs:
         print(f"materializing {virus} x {version} ...", flush=True)
@@ -53,6 +53,13 @@ def main(argv: list[str] | None = None) -> int:
     mat = sub.add_parser("materialize", help="materialize every asset of one partition")
     mat.add_argument("-v", "--virus", required=True, choices=load_registry().names)
     mat.add_argument("-d", "--data-version", required=True)
+    mat.add_argument(
+        "--job",
+        default="segpair_main_job",
+        choices=["segpair_main_job", "segpair_language_model_job"],
+        help="segpair_language_model_job builds the ESM-2 / FastESM2 / Nucleotide Transformer "
+        "caches (needs their weights: SEGPAIR_ESM2_MODEL etc.)",
+    )
     sim = sub.add_parser("simulate", help="write a SIMULATED data version folder")
     sim.add_argument("-v", "--virus", required=True, choices=load_registry().names)
     sim.add_argument("-o", "--out", required=True, type=Path)
@@ -64,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "demo":
         return _materialize([(v, registry.get(v).demo_data_version) for v in registry.names])
     if args.command == "materialize":
-        return _materialize([(args.virus, args.data_version)])
+        return _materialize([(args.virus, args.data_version)], args.job)
     config = SimulationConfig(n_isolates=args.isolates, seed=args.seed)
     virus = registry.get(args.virus)
     folder = write_data_version(simulate_population(virus, config), args.out, virus, config)

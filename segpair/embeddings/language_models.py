@@ -4,7 +4,8 @@ Transformer.
 One path for all three, as users load them: a hub id or a local directory,
 `AutoTokenizer` + the model class for the family, SDPA attention where the model
 supports it. Sequences are length-sorted into token-budget batches
-(`toks_per_batch`); vectors come back in input order. Pooling over residue tokens
+(`toks_per_batch`: by default 1024 tokens on CPU, where small batches stay in cache,
+and 16384 on GPU); vectors come back in input order. Pooling over residue tokens
 only (padding and special tokens masked): mean, max, or the CLS token. Layer:
 'last', 'second_last', or an index into the hidden states (0 = embeddings).
 
@@ -22,7 +23,12 @@ import numpy as np
 
 from segpair.embeddings.base import EmbedOutput, InputKind
 from segpair.embeddings.batching import token_budget_batches
-from segpair.embeddings.device import Precision, resolve_device, resolve_dtype
+from segpair.embeddings.device import (
+    Precision,
+    default_toks_per_batch,
+    resolve_device,
+    resolve_dtype,
+)
 
 Family = Literal["esm2", "fastesm2", "nucleotide_transformer"]
 Pooling = Literal["mean", "max", "cls"]
@@ -54,7 +60,7 @@ class LanguageModelEmbedder:
         max_length: int = 1022,
         device: str = "auto",
         precision: Precision = "auto",
-        toks_per_batch: int = 4096,
+        toks_per_batch: int | None = None,
         trust_remote_code: bool = False,
         revision: str | None = None,
     ):
@@ -82,6 +88,8 @@ class LanguageModelEmbedder:
 
         self.device = resolve_device(self.device_name)
         self.dtype = resolve_dtype(self.device, self.precision)
+        if self.toks_per_batch is None:
+            self.toks_per_batch = default_toks_per_batch(self.device)
         common = {"trust_remote_code": self.trust_remote_code, "revision": self.revision}
         from transformers.utils import logging as hf_logging
 
