@@ -18,7 +18,11 @@ from segpair.registry import load_registry
 from segpair.simulator import SimulationConfig, simulate_population, write_data_version
 
 
-def _materialize(pairs: list[tuple[str, str]], job_name: str = "segpair_main_job") -> int:
+def _materialize(
+    pairs: list[tuple[str, str]],
+    job_name: str = "segpair_main_job",
+    assets: list[str] | None = None,
+) -> int:
     import dagster as dg
 
     from segpair_assets.definitions import defs
@@ -38,7 +42,10 @@ def _materialize(pairs: list[tuple[str, str]], job_name: str = "segpair_main_job
     for virus, version in pairs:
         print(f"materializing {virus} x {version} ...", flush=True)
         result = job.execute_in_process(
-            instance=instance, partition_key=partition_key(virus, version), raise_on_error=False
+            instance=instance,
+            partition_key=partition_key(virus, version),
+            raise_on_error=False,
+            asset_selection=[dg.AssetKey(a) for a in assets] if assets else None,
         )
         status = "ok" if result.success else "FAILED"
         print(f"{virus} x {version}: {status} (run {result.run_id})", flush=True)
@@ -60,6 +67,9 @@ def main(argv: list[str] | None = None) -> int:
         help="segpair_language_model_job builds the ESM-2 / FastESM2 / Nucleotide Transformer "
         "caches (needs their weights: SEGPAIR_ESM2_MODEL etc.)",
     )
+    mat.add_argument(
+        "--assets", nargs="+", metavar="ASSET", help="only these assets of the job (and checks)"
+    )
     sim = sub.add_parser("simulate", help="write a SIMULATED data version folder")
     sim.add_argument("-v", "--virus", required=True, choices=load_registry().names)
     sim.add_argument("-o", "--out", required=True, type=Path)
@@ -71,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "demo":
         return _materialize([(v, registry.get(v).demo_data_version) for v in registry.names])
     if args.command == "materialize":
-        return _materialize([(args.virus, args.data_version)], args.job)
+        return _materialize([(args.virus, args.data_version)], args.job, args.assets)
     config = SimulationConfig(n_isolates=args.isolates, seed=args.seed)
     virus = registry.get(args.virus)
     folder = write_data_version(simulate_population(virus, config), args.out, virus, config)

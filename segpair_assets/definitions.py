@@ -13,8 +13,14 @@ from resources import (
     SegpairStorage,
     default_data_root,
 )
-from segpair_assets.asset_checks import embedding_checks, protein_final_is_valid
+from segpair_assets.asset_checks import (
+    embedding_checks,
+    protein_final_is_valid,
+    segment_pairs_leakage_free,
+    segment_pairs_proteins_embedded,
+)
 from segpair_assets.assets.embeddings import embedding_assets
+from segpair_assets.assets.pairs import cooccurrence_sets, segment_pairs
 from segpair_assets.assets.preprocessing import protein_final
 from segpair_assets.embedders import embedder_resources
 from segpair_assets.jobs import segpair_language_model_job, segpair_main_job
@@ -23,8 +29,13 @@ from segpair_assets.jobs import segpair_language_model_job, segpair_main_job
 def build_definitions(data_root: str | None = None) -> dg.Definitions:
     root = data_root or default_data_root()
     return dg.Definitions(
-        assets=[protein_final, *embedding_assets],
-        asset_checks=[protein_final_is_valid, *embedding_checks],
+        assets=[protein_final, *embedding_assets, cooccurrence_sets, segment_pairs],
+        asset_checks=[
+            protein_final_is_valid,
+            *embedding_checks,
+            segment_pairs_leakage_free,
+            segment_pairs_proteins_embedded,
+        ],
         jobs=[segpair_main_job, segpair_language_model_job],
         resources={
             "storage": SegpairStorage(data_root=root),

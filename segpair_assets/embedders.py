@@ -12,6 +12,8 @@ import os
 
 from resources.embedders import KmerEmbedderResource, LanguageModelEmbedderResource
 
+DEFAULT_EMBEDDER = "kmer_aa3"  # runs on every input (protein-level), no weights
+
 KMER_EMBEDDERS = {
     "kmer_aa3": ("amino-acid 3-mer counts, L2-normalised (8000 dims)", "protein", 3),
     "kmer_nt6": ("nucleotide 6-mer counts of the coding sequence, L2-normalised (4096 dims)",

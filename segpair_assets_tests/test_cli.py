@@ -38,11 +38,21 @@ def test_demo_materializes_every_virus_into_dagster_home(tmp_path):
         records = instance.fetch_materializations(dg.AssetKey("protein_final"), limit=10).records
         partitions = {r.partition_key for r in records}
     assert partitions == {"simulated_v1|flu_a", "simulated_v1|bunya"}
+    for virus in ("flu_a", "bunya"):
+        pairs = pd.read_parquet(
+            tmp_path / "data/processed" / virus / "simulated_v1/segment_pairs.parquet"
+        )
+        assert set(pairs["split"]) == {"train", "val", "test"}
 
 
 def test_materialize_a_user_data_version(tmp_path):
     shutil.copytree(FIXTURES / "bvbrc", tmp_path / "data/raw/flu_a/brc_2025")
+    # two isolates: enough for protein_final and the caches, too few for train/val/test
     out = _run(["materialize", "-v", "flu_a", "-d", "brc_2025"], tmp_path)
+    assert out.returncode == 1 and "cannot fill train/val/test" in out.stdout + out.stderr
+    out = _run(
+        ["materialize", "-v", "flu_a", "-d", "brc_2025", "--assets", "protein_final"], tmp_path
+    )
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     df = pd.read_parquet(tmp_path / "data/processed/flu_a/brc_2025/protein_final.parquet")
     assert len(df) == 7

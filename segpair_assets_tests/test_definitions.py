@@ -26,6 +26,8 @@ def test_definitions_load_and_validate(tmp_path):
         "master_embeddings_esm2",
         "master_embeddings_fastesm2",
         "master_embeddings_nucleotide_transformer",
+        "cooccurrence_sets",
+        "segment_pairs",
     }
     main = defs.resolve_job_def("segpair_main_job")
     main_assets = {k.to_user_string() for k in main.asset_layer.selected_asset_keys}
@@ -33,6 +35,8 @@ def test_definitions_load_and_validate(tmp_path):
         "protein_final",
         "master_embeddings_kmer_aa3",
         "master_embeddings_kmer_nt6",
+        "cooccurrence_sets",
+        "segment_pairs",
     }
     for key in graph.get_all_asset_keys():
         assert graph.get(key).description, f"{key} has no description"

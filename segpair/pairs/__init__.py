@@ -1,0 +1,1 @@
+"""Co-occurrence sets and leakage-safe train/val/test pairs."""

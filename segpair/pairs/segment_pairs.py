@@ -1,0 +1,395 @@
+"""Leakage-safe train/val/test segment pairs (seed 001 section 2, hardened).
+
+Guarantees, each enforced here and checked again by an asset check:
+
+- isolate in two splits: isolates are assigned to one split (`split_mode="isolate"`,
+  the default);
+- sequence in two splits (`split_mode="sequence"`): each sequence hash stays in the
+  split holding most of its occurrences; its proteins elsewhere are dropped (counted);
+- pair in two splits: a pair key (unordered sequence-hash pair) used in one split is
+  never used in a later one (train, then val, then test);
+- contradictory labels: a negative is never a pair that co-occurs in any isolate of
+  the whole data version;
+- duplicate pairs: positives and negatives are unique on the pair key within a split.
+
+Positives are same-isolate pairs of the schema pairs' functions, slot A holding the
+first function of each schema pair. Negatives pair proteins of different isolates:
+random, or (a `hard_negative_share` of them) from isolates that match on subtype,
+host and year. Every draw is vectorised and seeded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from segpair.errors import InputDataError
+from segpair.pairs.cooccurrence import HashCodes, within_isolate_pairs
+from segpair.registry import VirusSpec
+
+SPLITS = ("train", "val", "test")
+MATCH_KEYS = ("subtype", "host", "year")
+
+
+@dataclass
+class PairConfig:
+    schema_pairs: list[tuple[str, str]] | None = None  # None: every pair of selected functions
+    selected_functions: list[str] | None = None  # None: the virus's primary proteins
+    neg_to_pos_ratio: float = 1.0
+    allow_same_func_negatives: bool = False
+    max_same_func_ratio: float = 0.5
+    hard_negative_share: float = 0.0
+    split_mode: Literal["isolate", "sequence"] = "isolate"
+    train_ratio: float = 0.8
+    val_ratio: float = 0.1
+    test_ratio: float = 0.1
+    seed: int = 42
+    max_isolates_to_process: int | None = None
+    max_draw_rounds: int = 30
+
+
+@dataclass
+class PairStats:
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)  # split -> label -> n
+    rejections: dict[str, int] = field(default_factory=dict)
+    shortfalls: list[str] = field(default_factory=list)
+    isolates_per_split: dict[str, int] = field(default_factory=dict)
+    dropped_for_sequence_disjoint: int = 0
+    positives_seen_in_earlier_split: int = 0
+    positives_duplicate_in_split: int = 0
+
+    def reject(self, reason: str, n: int) -> None:
+        if n:
+            self.rejections[reason] = self.rejections.get(reason, 0) + int(n)
+
+
+def _schema(virus: VirusSpec, present: list[str], config: PairConfig) -> list[tuple[str, str]]:
+    selected = config.selected_functions or virus.protein_names(primary_only=True)
+    unknown = [f for f in selected if f not in virus.protein_names()]
+    if unknown:
+        raise InputDataError(
+            "segment_pairs config",
+            f"selected_functions {unknown} are no proteins of {virus.name}",
+            f"choose from {virus.protein_names()}",
+        )
+    if config.schema_pairs:
+        pairs = [tuple(p) for p in config.schema_pairs]
+    else:
+        # all-pairs mode pairs the selected functions this data version has
+        order = [f for f in virus.protein_names() if f in selected and f in present]
+        pairs = [(a, b) for i, a in enumerate(order) for b in order[i + 1 :]]
+        if not pairs:
+            raise InputDataError(
+                "segment_pairs",
+                f"fewer than two of the selected functions {selected} are in the data "
+                f"(present: {sorted(present)})",
+                "select functions this data version has",
+            )
+    for a, b in pairs:
+        missing = [f for f in (a, b) if f not in present]
+        if missing:
+            raise InputDataError(
+                f"schema pair ({a}, {b})",
+                f"{missing} absent from the data (functions present: {sorted(present)})",
+                "choose schema pairs of functions this data version has",
+            )
+        if a == b:
+            raise InputDataError(
+                f"schema pair ({a}, {b})", "pairs a function with itself", "use two functions"
+            )
+    return pairs
+
+
+def _split_isolates(isolates: np.ndarray, config: PairConfig, rng) -> dict[str, np.ndarray]:
+    ratios = np.array([config.train_ratio, config.val_ratio, config.test_ratio], dtype=float)
+    if (ratios < 0).any() or not np.isclose(ratios.sum(), 1.0):
+        raise InputDataError(
+            "segment_pairs config",
+            f"train/val/test ratios {ratios.tolist()} must be >= 0 and sum to 1",
+            "fix train_ratio, val_ratio, test_ratio",
+        )
+    n = len(isolates)
+    sizes = np.floor(ratios * n).astype(int)
+    sizes[0] = n - sizes[1:].sum()
+    needed = [(s, r) for s, r in zip(SPLITS, ratios, strict=True) if r > 0]
+    if n < 2 * len(needed) or any(sizes[SPLITS.index(s)] < 2 for s, _ in needed):
+        raise InputDataError(
+            "segment_pairs",
+            f"{n} isolates cannot fill train/val/test at ratios {ratios.tolist()} "
+            f"(sizes {sizes.tolist()}; each non-empty split needs >= 2 isolates for negatives)",
+            "add isolates, or raise the ratio of the small split",
+        )
+    perm = rng.permutation(isolates)
+    cuts = np.cumsum(sizes)[:-1]
+    return dict(zip(SPLITS, np.split(perm, cuts), strict=True))
+
+
+def build_segment_pairs(
+    proteins: pd.DataFrame,
+    cooccurrence: pd.DataFrame,
+    virus: VirusSpec,
+    config: PairConfig | None = None,
+) -> tuple[pd.DataFrame, PairStats, list[str]]:
+    """(pairs table, statistics, sampled isolate ids) for a protein_final table.
+
+    `cooccurrence` is the cooccurrence_sets table of the whole data version
+    (seq_hash_a, seq_hash_b): every co-occurring pair is blocked as a negative.
+    """
+    config = config or PairConfig()
+    rng = np.random.default_rng(config.seed)
+    stats = PairStats()
+    schema = _schema(virus, sorted(proteins["function"].unique()), config)
+    functions = sorted({f for p in schema for f in p}, key=virus.protein_names().index)
+
+    df = proteins[proteins["function"].isin(functions)].reset_index(drop=True)
+    all_isolates = np.sort(df["assembly_id"].astype(str).unique())
+    sampled = all_isolates
+    if config.max_isolates_to_process and config.max_isolates_to_process < len(all_isolates):
+        sampled = np.sort(rng.choice(all_isolates, config.max_isolates_to_process, replace=False))
+        df = df[df["assembly_id"].isin(sampled)].reset_index(drop=True)
+    split_of_isolate = {
+        iso: s for s, isos in _split_isolates(sampled, config, rng).items() for iso in isos
+    }
+    df["split"] = df["assembly_id"].map(split_of_isolate)
+    stats.isolates_per_split = df.groupby("split")["assembly_id"].nunique().to_dict()
+
+    # Codes: hashes (shared with the co-occurrence table), isolates, functions.
+    all_hashes = pd.Index(
+        pd.unique(
+            pd.concat([df["seq_hash"], cooccurrence["seq_hash_a"], cooccurrence["seq_hash_b"]])
+        )
+    ).sort_values()
+    codes_of = HashCodes(all_hashes.to_numpy(dtype=object))
+    df["h"] = all_hashes.get_indexer(df["seq_hash"])
+    blocked = np.unique(
+        codes_of.pair_key(
+            all_hashes.get_indexer(cooccurrence["seq_hash_a"]),
+            all_hashes.get_indexer(cooccurrence["seq_hash_b"]),
+        )
+    )
+
+    if config.split_mode == "sequence":
+        df, stats.dropped_for_sequence_disjoint = _sequence_disjoint(df)
+
+    used_keys: set[int] = set()
+    frames = []
+    for split in SPLITS:
+        part = df[df["split"] == split].reset_index(drop=True)
+        if part.empty:
+            continue
+        pos = _positives(part, schema, codes_of, used_keys, stats)
+        neg = _negatives(part, pos, schema, codes_of, blocked, used_keys, config, rng, stats)
+        frames += [pos.assign(split=split), neg.assign(split=split)]
+        stats.counts[split] = {"positive": len(pos), "negative": len(neg)}
+    pairs = pd.concat(frames, ignore_index=True)
+    pairs = _annotate(pairs, df, codes_of)
+    return pairs, stats, [str(s) for s in sampled]
+
+
+def _sequence_disjoint(df: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """Keep each hash only in the split holding most of its occurrences (ties: train first)."""
+    counts = df.groupby(["h", "split"]).size().unstack(fill_value=0)
+    counts = counts.reindex(columns=[s for s in SPLITS if s in counts.columns])
+    home = counts.idxmax(axis=1)  # idxmax takes the first maximum: train before val before test
+    keep = df["split"].to_numpy() == df["h"].map(home).to_numpy()
+    return df[keep].reset_index(drop=True), int((~keep).sum())
+
+
+def _positives(part, schema, codes_of, used_keys, stats) -> pd.DataFrame:
+    iso = pd.factorize(part["assembly_id"])[0]
+    i, j = within_isolate_pairs(iso, part["h"].to_numpy())
+    func = part["function"].to_numpy()
+    rows = []
+    for a, b in schema:
+        fwd = (func[i] == a) & (func[j] == b)
+        rev = (func[i] == b) & (func[j] == a)
+        ia = np.concatenate([i[fwd], j[rev]])
+        ib = np.concatenate([j[fwd], i[rev]])
+        rows.append(pd.DataFrame({"ia": ia, "ib": ib, "schema_pair": f"{a}-{b}"}))
+    pos = pd.concat(rows, ignore_index=True)
+    h = part["h"].to_numpy()
+    pos["pair_key"] = codes_of.pair_key(h[pos["ia"]], h[pos["ib"]])
+    before = len(pos)
+    pos = pos.drop_duplicates("pair_key", keep="first")
+    stats.positives_duplicate_in_split += before - len(pos)
+    seen = pos["pair_key"].isin(used_keys)
+    stats.positives_seen_in_earlier_split += int(seen.sum())
+    pos = pos[~seen]
+    used_keys.update(pos["pair_key"].tolist())
+    return _rows(part, pos.assign(label=1, neg_type="positive"))
+
+
+def _rows(part: pd.DataFrame, idx: pd.DataFrame) -> pd.DataFrame:
+    a, b = part.iloc[idx["ia"].to_numpy()], part.iloc[idx["ib"].to_numpy()]
+    return pd.DataFrame(
+        {
+            "brc_a": a["brc_fea_id"].to_numpy(),
+            "brc_b": b["brc_fea_id"].to_numpy(),
+            "label": idx["label"].to_numpy(),
+            "func_a": a["function"].to_numpy(),
+            "func_b": b["function"].to_numpy(),
+            "seg_a": a["segment"].to_numpy(),
+            "seg_b": b["segment"].to_numpy(),
+            "seq_hash_a": a["seq_hash"].to_numpy(),
+            "seq_hash_b": b["seq_hash"].to_numpy(),
+            "assembly_a": a["assembly_id"].to_numpy(),
+            "assembly_b": b["assembly_id"].to_numpy(),
+            "schema_pair": idx["schema_pair"].to_numpy(),
+            "neg_type": idx["neg_type"].to_numpy(),
+            "pair_key": idx["pair_key"].to_numpy(),
+        }
+    )
+
+
+def _negatives(part, pos, schema, codes_of, blocked, used_keys, config, rng, stats):
+    """Negatives for one split: per schema pair, `neg_to_pos_ratio` x its positives."""
+    h = part["h"].to_numpy()
+    iso = pd.factorize(part["assembly_id"])[0]
+    func = part["function"].to_numpy()
+    brc = pd.factorize(part["brc_fea_id"])[0].astype(np.int64)
+    groups = _match_groups(part, iso)
+    taken_brc: set[int] = set()
+    out = []
+    all_mode = config.schema_pairs is None
+    for a, b in schema:
+        n_pos = int((pos["schema_pair"] == f"{a}-{b}").sum())
+        need = int(round(config.neg_to_pos_ratio * n_pos))
+        if need == 0:
+            continue
+        pool_a, pool_b = np.flatnonzero(func == a), np.flatnonzero(func == b)
+        n_hard = int(round(config.hard_negative_share * need))
+        accepted: list[tuple[np.ndarray, np.ndarray, str]] = []
+        got_hard = 0
+        for kind in ("hard", "random"):
+            # Hard negatives the metadata groups cannot supply are made up with random ones.
+            target = n_hard if kind == "hard" else need - got_hard
+            got = 0
+            for _round in range(config.max_draw_rounds):
+                if got >= target:
+                    break
+                m = max(64, 3 * (target - got))
+                ia = pool_a[rng.integers(len(pool_a), size=m)]
+                if kind == "hard":
+                    ib = _partner_in_group(ia, pool_b, iso, groups, rng)
+                else:
+                    ib = pool_b[rng.integers(len(pool_b), size=m)]
+                ok = (ib >= 0) & (iso[ia] != iso[np.maximum(ib, 0)])
+                ia, ib = ia[ok], ib[ok]
+                key = codes_of.pair_key(h[ia], h[ib])
+                co = np.isin(key, blocked)
+                stats.reject("blocked_cooccur", co.sum())
+                ia, ib, key = ia[~co], ib[~co], key[~co]
+                brc_key = np.minimum(brc[ia], brc[ib]) * len(brc) + np.maximum(brc[ia], brc[ib])
+                new_brc = ~pd.Series(brc_key).isin(taken_brc).to_numpy()
+                first_brc = ~pd.Series(brc_key).duplicated().to_numpy()
+                stats.reject("duplicate_brc", (~(new_brc & first_brc)).sum())
+                sel = new_brc & first_brc
+                ia, ib, key, brc_key = ia[sel], ib[sel], key[sel], brc_key[sel]
+                fresh = (
+                    ~pd.Series(key).isin(used_keys).to_numpy()
+                    & ~pd.Series(key).duplicated().to_numpy()
+                )
+                stats.reject("duplicate_seq", (~fresh).sum())
+                ia, ib, key, brc_key = ia[fresh], ib[fresh], key[fresh], brc_key[fresh]
+                take = min(target - got, len(ia))
+                accepted.append((ia[:take], ib[:take], kind))
+                used_keys.update(key[:take].tolist())
+                taken_brc.update(brc_key[:take].tolist())
+                got += take
+            if kind == "hard":
+                got_hard = got
+            if got < target:
+                stats.shortfalls.append(
+                    f"{a}-{b} {kind} negatives: {got} of {target} after "
+                    f"{config.max_draw_rounds} draws (too few eligible pairs)"
+                    + ("; filled with random negatives" if kind == "hard" else "")
+                )
+        for ia, ib, kind in accepted:
+            out.append(
+                pd.DataFrame({"ia": ia, "ib": ib, "schema_pair": f"{a}-{b}", "neg_type": kind})
+            )
+    if all_mode and config.allow_same_func_negatives:
+        out += _same_func_negatives(part, pos, h, iso, func, brc, codes_of, blocked, used_keys,
+                                    config, rng, stats)  # fmt: skip
+    empty = pd.DataFrame({"ia": np.empty(0, np.int64), "ib": np.empty(0, np.int64),
+                          "schema_pair": [], "neg_type": []})  # fmt: skip
+    neg = pd.concat([empty, *out], ignore_index=True)
+    neg["label"] = 0
+    neg["pair_key"] = codes_of.pair_key(h[neg["ia"]], h[neg["ib"]])
+    return _rows(part, neg)
+
+
+def _same_func_negatives(part, pos, h, iso, func, brc, codes_of, blocked, used_keys,
+                         config, rng, stats) -> list[pd.DataFrame]:  # fmt: skip
+    """All-pairs mode with same-function negatives allowed: up to `max_same_func_ratio` of
+    the negatives pair two proteins of one function from different isolates."""
+    n_neg_cross = int(round(config.neg_to_pos_ratio * len(pos)))
+    r = config.max_same_func_ratio
+    limit = int(r / (1 - r) * n_neg_cross) if r < 1 else n_neg_cross
+    m = max(64, 3 * limit)
+    # partner of the same function: proteins sorted by function, a random one of the block
+    fcode = pd.factorize(func)[0]
+    order = np.argsort(fcode, kind="stable")
+    starts = np.searchsorted(fcode[order], np.arange(fcode.max() + 1))
+    ends = np.r_[starts[1:], len(order)]
+    ia = rng.integers(len(h), size=m)
+    g = fcode[ia]
+    ib = order[starts[g] + (rng.random(m) * (ends[g] - starts[g])).astype(np.int64)]
+    ok = iso[ia] != iso[ib]
+    ia, ib = ia[ok], ib[ok]
+    key = codes_of.pair_key(h[ia], h[ib])
+    co = np.isin(key, blocked) | (h[ia] == h[ib])
+    stats.reject("blocked_cooccur", co.sum())
+    ia, ib, key = ia[~co], ib[~co], key[~co]
+    fresh = ~pd.Series(key).isin(used_keys).to_numpy() & ~pd.Series(key).duplicated().to_numpy()
+    stats.reject("duplicate_seq", (~fresh).sum())
+    ia, ib, key = ia[fresh], ib[fresh], key[fresh]
+    stats.reject("same_func_limit", max(0, len(ia) - limit))
+    ia, ib, key = ia[:limit], ib[:limit], key[:limit]
+    used_keys.update(key.tolist())
+    schema = [f"{f}-{f}" for f in func[ia]]
+    return [pd.DataFrame({"ia": ia, "ib": ib, "schema_pair": schema, "neg_type": "same_func"})]
+
+
+def _match_groups(part: pd.DataFrame, iso: np.ndarray):
+    """Isolates grouped by (subtype, host, year): group of each isolate, members by group."""
+    meta = part.groupby(iso)[list(MATCH_KEYS)].first()
+    key = meta.astype(str).agg("|".join, axis=1)
+    group_of_iso = pd.factorize(key)[0]
+    order = np.argsort(group_of_iso, kind="stable")
+    starts = np.searchsorted(group_of_iso[order], np.arange(group_of_iso.max() + 1))
+    ends = np.r_[starts[1:], len(order)]
+    return group_of_iso, order, starts, ends
+
+
+def _partner_in_group(ia, pool_b, iso, groups, rng) -> np.ndarray:
+    """For each protein index in `ia`, a protein of `pool_b`'s function from another isolate
+    with the same subtype, host and year; -1 where none was drawn."""
+    group_of_iso, order, starts, ends = groups
+    # the pool_b protein of each isolate (first one if several)
+    b_of_iso = np.full(len(group_of_iso), -1, dtype=np.int64)
+    iso_b = iso[pool_b]
+    first = ~pd.Series(iso_b).duplicated().to_numpy()
+    b_of_iso[iso_b[first]] = pool_b[first]
+    g = group_of_iso[iso[ia]]
+    size = ends[g] - starts[g]
+    pick = order[starts[g] + (rng.random(len(ia)) * size).astype(np.int64)]
+    return b_of_iso[pick]
+
+
+def _annotate(pairs: pd.DataFrame, df: pd.DataFrame, codes_of: HashCodes) -> pd.DataFrame:
+    """Metadata match flags of the two isolates (for stratified evaluation)."""
+    meta = df.groupby("assembly_id")[list(MATCH_KEYS)].first()
+    for key in MATCH_KEYS:
+        va = pairs["assembly_a"].map(meta[key])
+        vb = pairs["assembly_b"].map(meta[key])
+        pairs[f"same_{key}"] = (va == vb) & va.notna()
+    pairs["pair_key"] = (
+        pairs["seq_hash_a"].where(pairs["seq_hash_a"] < pairs["seq_hash_b"], pairs["seq_hash_b"])
+        + "|"
+        + pairs["seq_hash_b"].where(pairs["seq_hash_a"] < pairs["seq_hash_b"], pairs["seq_hash_a"])
+    )
+    return pairs

@@ -1,0 +1,162 @@
+"""Stage 3: co-occurrence sets and leakage-safe train/val/test segment pairs."""
+
+from typing import Literal
+
+import dagster as dg
+import pandas as pd
+from pydantic import Field
+
+from resources.storage import SegpairStorage
+from segpair.atomic import write_text_atomic
+from segpair.pairs.cooccurrence import build_cooccurrence
+from segpair.pairs.segment_pairs import PairConfig, build_segment_pairs
+from segpair.registry import load_registry
+from segpair.report import markdown_table
+from segpair_assets.partitions import virus_and_version, virus_data_version_partitions
+
+
+@dg.asset(
+    partitions_def=virus_data_version_partitions,
+    io_manager_key="parquet_io_manager",
+    group_name="pairs",
+    kinds={"pandas", "parquet"},
+    description=(
+        "Every pair of sequences (by sequence hash, unordered) seen together in any isolate "
+        "of the data version, with the number of isolates it occurs in. A co-occurring pair "
+        "could be a positive, so it is never used as a negative."
+    ),
+)
+def cooccurrence_sets(protein_final: pd.DataFrame) -> dg.Output[pd.DataFrame]:
+    table, stats = build_cooccurrence(protein_final)
+    spread = table["n_isolates"].value_counts().sort_index()
+    spread = spread.rename_axis("isolates").reset_index(name="pairs")
+    return dg.Output(
+        table,
+        metadata={
+            "dagster/row_count": len(table),
+            **stats,
+            "pairs_by_isolate_count": dg.MetadataValue.md(markdown_table(spread, max_rows=15)),
+        },
+    )
+
+
+class SegmentPairsConfig(dg.Config):
+    schema_pairs: list[list[str]] | None = Field(
+        default=None,
+        description='Function pairs [A, B] (slot A first), e.g. [["HA", "NA"]]; unset: '
+        "every pair of the selected functions.",
+    )
+    selected_functions: list[str] | None = Field(
+        default=None, description="Functions to pair; unset: the virus's primary proteins."
+    )
+    neg_to_pos_ratio: float = Field(default=1.0, gt=0)
+    allow_same_func_negatives: bool = Field(
+        default=False,
+        description="All-pairs mode only: allow negatives of two proteins of one function "
+        "(conserved functions bias the model against positives, seed 001).",
+    )
+    max_same_func_ratio: float = Field(default=0.5, ge=0, le=1)
+    hard_negative_share: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description="Share of negatives drawn from isolates matching on subtype, host, year.",
+    )
+    hard_partition_isolates: bool = Field(
+        default=True, description="Isolate-disjoint splits (always on; see split_mode)."
+    )
+    split_mode: Literal["isolate", "sequence"] = Field(
+        default="isolate",
+        description="'sequence': additionally no sequence hash in two splits (stricter).",
+    )
+    train_ratio: float = 0.8
+    val_ratio: float = 0.1
+    test_ratio: float = 0.1
+    seed: int = 42
+    max_isolates_to_process: int | None = Field(
+        default=None, description="Sample this many isolates (seeded); the list is written."
+    )
+
+
+@dg.asset(
+    partitions_def=virus_data_version_partitions,
+    io_manager_key="parquet_io_manager",
+    group_name="pairs",
+    kinds={"pandas", "parquet"},
+    description=(
+        "Train/val/test segment pairs (one Parquet, column `split`): brc_a, brc_b, label, "
+        "functions, segments, hashes, isolates, schema pair, negative type and metadata "
+        "match flags. Isolate-disjoint splits, co-occurrence-blocked negatives, no pair key "
+        "in two splits; optional sequence-disjoint mode. Rejections and shortfalls are "
+        "counted in the metadata."
+    ),
+)
+def segment_pairs(
+    context: dg.AssetExecutionContext,
+    config: SegmentPairsConfig,
+    storage: SegpairStorage,
+    protein_final: pd.DataFrame,
+    cooccurrence_sets: pd.DataFrame,
+) -> dg.Output[pd.DataFrame]:
+    virus_name, version = virus_and_version(context)
+    virus = load_registry().get(virus_name)
+    if not config.hard_partition_isolates:
+        context.log.warning(
+            "hard_partition_isolates=false is not offered: splits stay isolate-disjoint"
+        )
+    pair_config = PairConfig(
+        schema_pairs=[tuple(p) for p in config.schema_pairs] if config.schema_pairs else None,
+        selected_functions=config.selected_functions,
+        neg_to_pos_ratio=config.neg_to_pos_ratio,
+        allow_same_func_negatives=config.allow_same_func_negatives,
+        max_same_func_ratio=config.max_same_func_ratio,
+        hard_negative_share=config.hard_negative_share,
+        split_mode=config.split_mode,
+        train_ratio=config.train_ratio,
+        val_ratio=config.val_ratio,
+        test_ratio=config.test_ratio,
+        seed=config.seed,
+        max_isolates_to_process=config.max_isolates_to_process,
+    )
+    pairs, stats, sampled = build_segment_pairs(
+        protein_final, cooccurrence_sets, virus, pair_config
+    )
+    pairs["split_mode"] = config.split_mode
+    metadata: dict = {}
+    if config.max_isolates_to_process:
+        path = storage.processed_dir(virus_name, version) / "sampled_isolates.txt"
+        write_text_atomic(path, "\n".join(sampled) + "\n")
+        metadata["sampled_isolates_file"] = dg.MetadataValue.path(str(path))
+    for line in stats.shortfalls:
+        context.log.warning(f"shortfall: {line}")
+    counts = pd.DataFrame(stats.counts).T.reindex(["train", "val", "test"]).dropna(how="all")
+    by_schema = (
+        pairs.groupby(["schema_pair", "split", "label"]).size().unstack(["label"], fill_value=0)
+    )
+    metadata.update(
+        {
+            "dagster/row_count": len(pairs),
+            "split_counts": dg.MetadataValue.md(markdown_table(counts.reset_index(names="split"))),
+            "pairs_by_schema": dg.MetadataValue.md(
+                markdown_table(
+                    by_schema.reset_index().rename(columns={0: "negative", 1: "positive"}),
+                    max_rows=60,
+                )
+            ),
+            "isolates_per_split": dg.MetadataValue.json(stats.isolates_per_split),
+            "rejections": dg.MetadataValue.json(stats.rejections),
+            "shortfalls": dg.MetadataValue.json(stats.shortfalls),
+            "positives_seen_in_earlier_split": stats.positives_seen_in_earlier_split,
+            "positives_duplicate_in_split": stats.positives_duplicate_in_split,
+            "dropped_for_sequence_disjoint": stats.dropped_for_sequence_disjoint,
+            "split_mode": config.split_mode,
+            "preview": dg.MetadataValue.md(
+                markdown_table(
+                    pairs[["split", "brc_a", "brc_b", "label", "schema_pair", "neg_type"]].sample(
+                        min(10, len(pairs)), random_state=0
+                    )
+                )
+            ),
+        }
+    )
+    return dg.Output(pairs, metadata=metadata)
