@@ -66,6 +66,19 @@ class PairStats:
             self.rejections[reason] = self.rejections.get(reason, 0) + int(n)
 
 
+def _in_sorted(values: np.ndarray, sorted_array: np.ndarray) -> np.ndarray:
+    """Membership in a sorted array by binary search (np.isin would re-sort it each call)."""
+    if not len(sorted_array):
+        return np.zeros(len(values), dtype=bool)
+    idx = np.minimum(np.searchsorted(sorted_array, values), len(sorted_array) - 1)
+    return sorted_array[idx] == values
+
+
+def _in_set(values: np.ndarray, seen: set[int]) -> np.ndarray:
+    """Membership in a growing Python set: O(len(values)), independent of the set's size."""
+    return np.fromiter((v in seen for v in values.tolist()), dtype=bool, count=len(values))
+
+
 def _schema(virus: VirusSpec, present: list[str], config: PairConfig) -> list[tuple[str, str]]:
     selected = config.selected_functions or virus.protein_names(primary_only=True)
     unknown = [f for f in selected if f not in virus.protein_names()]
@@ -201,11 +214,14 @@ def _sequence_disjoint(df: pd.DataFrame) -> tuple[pd.DataFrame, int]:
 def _positives(part, schema, codes_of, used_keys, stats) -> pd.DataFrame:
     iso = pd.factorize(part["assembly_id"])[0]
     i, j = within_isolate_pairs(iso, part["h"].to_numpy())
-    func = part["function"].to_numpy()
+    fcode, fnames = pd.factorize(part["function"])
+    code = {name: c for c, name in enumerate(fnames)}
+    fi, fj = fcode[i], fcode[j]
     rows = []
     for a, b in schema:
-        fwd = (func[i] == a) & (func[j] == b)
-        rev = (func[i] == b) & (func[j] == a)
+        ca, cb = code.get(a, -1), code.get(b, -1)
+        fwd = (fi == ca) & (fj == cb)
+        rev = (fi == cb) & (fj == ca)
         ia = np.concatenate([i[fwd], j[rev]])
         ib = np.concatenate([j[fwd], i[rev]])
         rows.append(pd.DataFrame({"ia": ia, "ib": ib, "schema_pair": f"{a}-{b}"}))
@@ -215,7 +231,7 @@ def _positives(part, schema, codes_of, used_keys, stats) -> pd.DataFrame:
     before = len(pos)
     pos = pos.drop_duplicates("pair_key", keep="first")
     stats.positives_duplicate_in_split += before - len(pos)
-    seen = pos["pair_key"].isin(used_keys)
+    seen = pd.Series(_in_set(pos["pair_key"].to_numpy(), used_keys), index=pos.index)
     stats.positives_seen_in_earlier_split += int(seen.sum())
     pos = pos[~seen]
     used_keys.update(pos["pair_key"].tolist())
@@ -279,19 +295,16 @@ def _negatives(part, pos, schema, codes_of, blocked, used_keys, config, rng, sta
                 ok = (ib >= 0) & (iso[ia] != iso[np.maximum(ib, 0)])
                 ia, ib = ia[ok], ib[ok]
                 key = codes_of.pair_key(h[ia], h[ib])
-                co = np.isin(key, blocked)
+                co = _in_sorted(key, blocked)
                 stats.reject("blocked_cooccur", co.sum())
                 ia, ib, key = ia[~co], ib[~co], key[~co]
                 brc_key = np.minimum(brc[ia], brc[ib]) * len(brc) + np.maximum(brc[ia], brc[ib])
-                new_brc = ~pd.Series(brc_key).isin(taken_brc).to_numpy()
+                new_brc = ~_in_set(brc_key, taken_brc)
                 first_brc = ~pd.Series(brc_key).duplicated().to_numpy()
                 stats.reject("duplicate_brc", (~(new_brc & first_brc)).sum())
                 sel = new_brc & first_brc
                 ia, ib, key, brc_key = ia[sel], ib[sel], key[sel], brc_key[sel]
-                fresh = (
-                    ~pd.Series(key).isin(used_keys).to_numpy()
-                    & ~pd.Series(key).duplicated().to_numpy()
-                )
+                fresh = ~_in_set(key, used_keys) & ~pd.Series(key).duplicated().to_numpy()
                 stats.reject("duplicate_seq", (~fresh).sum())
                 ia, ib, key, brc_key = ia[fresh], ib[fresh], key[fresh], brc_key[fresh]
                 take = min(target - got, len(ia))
@@ -341,10 +354,10 @@ def _same_func_negatives(part, pos, h, iso, func, brc, codes_of, blocked, used_k
     ok = iso[ia] != iso[ib]
     ia, ib = ia[ok], ib[ok]
     key = codes_of.pair_key(h[ia], h[ib])
-    co = np.isin(key, blocked) | (h[ia] == h[ib])
+    co = _in_sorted(key, blocked) | (h[ia] == h[ib])
     stats.reject("blocked_cooccur", co.sum())
     ia, ib, key = ia[~co], ib[~co], key[~co]
-    fresh = ~pd.Series(key).isin(used_keys).to_numpy() & ~pd.Series(key).duplicated().to_numpy()
+    fresh = ~_in_set(key, used_keys) & ~pd.Series(key).duplicated().to_numpy()
     stats.reject("duplicate_seq", (~fresh).sum())
     ia, ib, key = ia[fresh], ib[fresh], key[fresh]
     stats.reject("same_func_limit", max(0, len(ia) - limit))
@@ -356,8 +369,8 @@ def _same_func_negatives(part, pos, h, iso, func, brc, codes_of, blocked, used_k
 
 def _match_groups(part: pd.DataFrame, iso: np.ndarray):
     """Isolates grouped by (subtype, host, year): group of each isolate, members by group."""
-    meta = part.groupby(iso)[list(MATCH_KEYS)].first()
-    key = meta.astype(str).agg("|".join, axis=1)
+    meta = part.groupby(iso)[list(MATCH_KEYS)].first().astype(str)
+    key = meta["subtype"] + "|" + meta["host"] + "|" + meta["year"]
     group_of_iso = pd.factorize(key)[0]
     order = np.argsort(group_of_iso, kind="stable")
     starts = np.searchsorted(group_of_iso[order], np.arange(group_of_iso.max() + 1))
