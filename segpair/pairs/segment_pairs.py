@@ -25,6 +25,8 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from segpair.errors import InputDataError
 from segpair.pairs.cooccurrence import HashCodes, within_isolate_pairs
@@ -169,20 +171,15 @@ def build_segment_pairs(
     df["split"] = df["assembly_id"].map(split_of_isolate)
     stats.isolates_per_split = df.groupby("split")["assembly_id"].nunique().to_dict()
 
-    # Codes: hashes (shared with the co-occurrence table), isolates, functions.
-    all_hashes = pd.Index(
-        pd.unique(
-            pd.concat([df["seq_hash"], cooccurrence["seq_hash_a"], cooccurrence["seq_hash_b"]])
-        )
-    ).sort_values()
+    # Hash codes over this table's sequences; co-occurring pairs are blocked by code. Pairs
+    # involving sequences outside the table (other functions) can never be drawn here.
+    all_hashes = pd.Index(pd.unique(df["seq_hash"].astype(str))).sort_values()
     codes_of = HashCodes(all_hashes.to_numpy(dtype=object))
-    df["h"] = all_hashes.get_indexer(df["seq_hash"])
-    blocked = np.unique(
-        codes_of.pair_key(
-            all_hashes.get_indexer(cooccurrence["seq_hash_a"]),
-            all_hashes.get_indexer(cooccurrence["seq_hash_b"]),
-        )
-    )
+    df["h"] = all_hashes.get_indexer(df["seq_hash"].astype(str))
+    ca = all_hashes.get_indexer(cooccurrence["seq_hash_a"].astype(str))
+    cb = all_hashes.get_indexer(cooccurrence["seq_hash_b"].astype(str))
+    known = (ca >= 0) & (cb >= 0)
+    blocked = np.unique(codes_of.pair_key(ca[known], cb[known]))
 
     if config.split_mode == "sequence":
         df, stats.dropped_for_sequence_disjoint = _sequence_disjoint(df)
@@ -190,15 +187,20 @@ def build_segment_pairs(
     used_keys: set[int] = set()
     frames = []
     for split in SPLITS:
-        part = df[df["split"] == split].reset_index(drop=True)
+        part = df[df["split"] == split].reset_index(names="_row")
         if part.empty:
             continue
         pos = _positives(part, schema, codes_of, used_keys, stats)
         neg = _negatives(part, pos, schema, codes_of, blocked, used_keys, config, rng, stats)
+        rows = part["_row"].to_numpy()
+        for frame in (pos, neg):  # local row numbers -> rows of df
+            frame["ia"], frame["ib"] = rows[frame["ia"].to_numpy()], rows[frame["ib"].to_numpy()]
         frames += [pos.assign(split=split), neg.assign(split=split)]
         stats.counts[split] = {"positive": len(pos), "negative": len(neg)}
-    pairs = pd.concat(frames, ignore_index=True)
-    pairs = _annotate(pairs, df, codes_of)
+    # Free the draw bookkeeping before the string columns are built: it is the peak.
+    index = pd.concat(frames, ignore_index=True)
+    del frames, used_keys
+    pairs = _assemble(index, df)
     return pairs, stats, [str(s) for s in sampled]
 
 
@@ -235,29 +237,51 @@ def _positives(part, schema, codes_of, used_keys, stats) -> pd.DataFrame:
     stats.positives_seen_in_earlier_split += int(seen.sum())
     pos = pos[~seen]
     used_keys.update(pos["pair_key"].tolist())
-    return _rows(part, pos.assign(label=1, neg_type="positive"))
+    return pos.assign(label=1, neg_type="positive")
 
 
-def _rows(part: pd.DataFrame, idx: pd.DataFrame) -> pd.DataFrame:
-    a, b = part.iloc[idx["ia"].to_numpy()], part.iloc[idx["ib"].to_numpy()]
-    return pd.DataFrame(
-        {
-            "brc_a": a["brc_fea_id"].to_numpy(),
-            "brc_b": b["brc_fea_id"].to_numpy(),
-            "label": idx["label"].to_numpy(),
-            "func_a": a["function"].to_numpy(),
-            "func_b": b["function"].to_numpy(),
-            "seg_a": a["segment"].to_numpy(),
-            "seg_b": b["segment"].to_numpy(),
-            "seq_hash_a": a["seq_hash"].to_numpy(),
-            "seq_hash_b": b["seq_hash"].to_numpy(),
-            "assembly_a": a["assembly_id"].to_numpy(),
-            "assembly_b": b["assembly_id"].to_numpy(),
-            "schema_pair": idx["schema_pair"].to_numpy(),
-            "neg_type": idx["neg_type"].to_numpy(),
-            "pair_key": idx["pair_key"].to_numpy(),
-        }
+def _assemble(idx: pd.DataFrame, df: pd.DataFrame) -> pd.DataFrame:
+    """The pairs table from row numbers into `df`: string columns are taken once, with
+    Arrow, and the few-valued ones are categorical (a 100k-isolate table stays small)."""
+    ia, ib = pa.array(idx["ia"].to_numpy()), pa.array(idx["ib"].to_numpy())
+
+    cols = {}
+    arrow = {c: pa.array(df[c].astype(str).to_numpy(), type=pa.large_string())
+             for c in ("brc_fea_id", "seq_hash", "assembly_id")}  # fmt: skip
+    for side, rows in (("a", ia), ("b", ib)):
+        cols[f"brc_{side}"] = pd.Series(pc.take(arrow["brc_fea_id"], rows), dtype="string[pyarrow]")
+    cols["label"] = idx["label"].to_numpy(dtype=np.int8)
+    # slots A and B share categories, so func_a == func_b compares as users expect
+    for column, out in (("function", "func"), ("segment", "seg")):
+        values = df[column].astype(str).to_numpy()
+        categories = sorted(set(values))
+        for side, rows in (("a", idx["ia"].to_numpy()), ("b", idx["ib"].to_numpy())):
+            cols[f"{out}_{side}"] = pd.Categorical(values[rows], categories=categories)
+    hashes = {}
+    for side, rows in (("a", ia), ("b", ib)):
+        hashes[side] = pc.take(arrow["seq_hash"], rows)
+        cols[f"seq_hash_{side}"] = pd.Series(hashes[side], dtype="string[pyarrow]")
+    for side, rows in (("a", ia), ("b", ib)):
+        cols[f"assembly_{side}"] = pd.Series(
+            pc.take(arrow["assembly_id"], rows), dtype="string[pyarrow]"
+        )
+    cols["schema_pair"] = pd.Categorical(idx["schema_pair"])
+    cols["neg_type"] = pd.Categorical(idx["neg_type"])
+    cols["split"] = pd.Categorical(idx["split"], categories=list(SPLITS))
+    first = pc.less_equal(hashes["a"], hashes["b"])
+    lo, hi = (
+        pc.if_else(first, hashes["a"], hashes["b"]),
+        pc.if_else(first, hashes["b"], hashes["a"]),
     )
+    sep = pa.scalar("|", type=pa.large_string())
+    cols["pair_key"] = pd.Series(pc.binary_join_element_wise(lo, hi, sep), dtype="string[pyarrow]")
+    # metadata match flags (for stratified evaluation), compared as integer codes
+    for key in MATCH_KEYS:
+        values = df[key].astype("string")
+        code = pd.factorize(values)[0]  # missing -> -1
+        ca, cb = code[idx["ia"].to_numpy()], code[idx["ib"].to_numpy()]
+        cols[f"same_{key}"] = (ca == cb) & (ca >= 0)
+    return pd.DataFrame(cols)
 
 
 def _negatives(part, pos, schema, codes_of, blocked, used_keys, config, rng, stats):
@@ -332,7 +356,7 @@ def _negatives(part, pos, schema, codes_of, blocked, used_keys, config, rng, sta
     neg = pd.concat([empty, *out], ignore_index=True)
     neg["label"] = 0
     neg["pair_key"] = codes_of.pair_key(h[neg["ia"]], h[neg["ib"]])
-    return _rows(part, neg)
+    return neg
 
 
 def _same_func_negatives(part, pos, h, iso, func, brc, codes_of, blocked, used_keys,
@@ -391,18 +415,3 @@ def _partner_in_group(ia, pool_b, iso, groups, rng) -> np.ndarray:
     size = ends[g] - starts[g]
     pick = order[starts[g] + (rng.random(len(ia)) * size).astype(np.int64)]
     return b_of_iso[pick]
-
-
-def _annotate(pairs: pd.DataFrame, df: pd.DataFrame, codes_of: HashCodes) -> pd.DataFrame:
-    """Metadata match flags of the two isolates (for stratified evaluation)."""
-    meta = df.groupby("assembly_id")[list(MATCH_KEYS)].first()
-    for key in MATCH_KEYS:
-        va = pairs["assembly_a"].map(meta[key])
-        vb = pairs["assembly_b"].map(meta[key])
-        pairs[f"same_{key}"] = (va == vb) & va.notna()
-    pairs["pair_key"] = (
-        pairs["seq_hash_a"].where(pairs["seq_hash_a"] < pairs["seq_hash_b"], pairs["seq_hash_b"])
-        + "|"
-        + pairs["seq_hash_b"].where(pairs["seq_hash_a"] < pairs["seq_hash_b"], pairs["seq_hash_a"])
-    )
-    return pairs
