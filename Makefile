@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 export DAGSTER_HOME := $(CURDIR)/.dagster_home
 export SEGPAIR_DATA_ROOT := $(CURDIR)/data
 
-.PHONY: demo test ui lint format
+.PHONY: demo test ui mlflow-ui lint format
 
 # torch==2.13.0 first: it is the CPU build, and installing it before the project keeps
 # pip from resolving `torch>=2.5` to the registry's CUDA build (several GB).
@@ -27,6 +27,9 @@ test: $(BIN)/.installed
 
 ui: $(BIN)/.installed
 	$(BIN)/dagster dev -w workspace.yaml
+
+mlflow-ui: $(BIN)/.installed
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(SEGPAIR_DATA_ROOT)/mlflow/mlflow.db --host 127.0.0.1 --port 5000
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

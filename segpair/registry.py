@@ -60,6 +60,7 @@ class VirusSpec(BaseModel):
     display_name: str
     organism_patterns: list[str] = Field(default_factory=list)
     demo_data_version: str = "simulated_v1"
+    training_schema_pairs: list[list[str]] = Field(default_factory=list)
     simulation: SimulationPreset
     segments: list[SegmentSpec]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import dagster as dg
@@ -9,10 +10,12 @@ import dagster as dg
 from resources import (
     ComputeDevice,
     EmbeddingCacheIOManager,
+    MlflowTracking,
     PartitionedParquetIOManager,
     SegpairStorage,
     default_data_root,
 )
+from resources.mlflow_tracking import default_tracking_uri
 from segpair_assets.asset_checks import (
     embedding_checks,
     protein_final_is_valid,
@@ -22,6 +25,7 @@ from segpair_assets.asset_checks import (
 from segpair_assets.assets.embeddings import embedding_assets
 from segpair_assets.assets.pairs import cooccurrence_sets, segment_pairs
 from segpair_assets.assets.preprocessing import protein_final
+from segpair_assets.assets.training import training_assets
 from segpair_assets.embedders import embedder_resources
 from segpair_assets.jobs import segpair_language_model_job, segpair_main_job
 
@@ -29,7 +33,13 @@ from segpair_assets.jobs import segpair_language_model_job, segpair_main_job
 def build_definitions(data_root: str | None = None) -> dg.Definitions:
     root = data_root or default_data_root()
     return dg.Definitions(
-        assets=[protein_final, *embedding_assets, cooccurrence_sets, segment_pairs],
+        assets=[
+            protein_final,
+            *embedding_assets,
+            cooccurrence_sets,
+            segment_pairs,
+            *training_assets,
+        ],
         asset_checks=[
             protein_final_is_valid,
             *embedding_checks,
@@ -44,6 +54,11 @@ def build_definitions(data_root: str | None = None) -> dg.Definitions:
             ),
             "embedding_io_manager": EmbeddingCacheIOManager(data_root=root),
             "compute_device": ComputeDevice(),
+            "mlflow_tracking": MlflowTracking(
+                tracking_uri=os.environ.get("SEGPAIR_MLFLOW_TRACKING_URI")
+                or default_tracking_uri(root),
+                artifact_root=str(Path(root) / "mlflow" / "artifacts"),
+            ),
             **embedder_resources(),
         },
     )

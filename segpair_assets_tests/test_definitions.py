@@ -28,6 +28,8 @@ def test_definitions_load_and_validate(tmp_path):
         "master_embeddings_nucleotide_transformer",
         "cooccurrence_sets",
         "segment_pairs",
+        *(f"pair_classifier_{e}" for e in ("kmer_aa3", "kmer_nt6", "esm2", "fastesm2")),
+        "pair_classifier_nucleotide_transformer",
     }
     main = defs.resolve_job_def("segpair_main_job")
     main_assets = {k.to_user_string() for k in main.asset_layer.selected_asset_keys}
@@ -37,6 +39,8 @@ def test_definitions_load_and_validate(tmp_path):
         "master_embeddings_kmer_nt6",
         "cooccurrence_sets",
         "segment_pairs",
+        "pair_classifier_kmer_aa3",
+        "pair_classifier_kmer_nt6",
     }
     for key in graph.get_all_asset_keys():
         assert graph.get(key).description, f"{key} has no description"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dagster as dg
 import pandas as pd
 
+from segpair.simulator import SimulationConfig, simulate_population
 from segpair_assets.asset_checks import segment_pairs_leakage_free
 from segpair_assets.definitions import build_definitions
 from segpair_assets.partitions import DATA_VERSION_PARTITIONS_NAME, partition_key
@@ -14,7 +15,10 @@ def _main_job(instance, data_root, virus="flu_a", version="simulated_v1", run_co
     instance.add_dynamic_partitions(DATA_VERSION_PARTITIONS_NAME, [version])
     defs = build_definitions(str(data_root))
     return defs.resolve_job_def("segpair_main_job").execute_in_process(
-        instance=instance, partition_key=partition_key(virus, version), run_config=run_config
+        instance=instance,
+        partition_key=partition_key(virus, version),
+        run_config=run_config,
+        raise_on_error=False,
     )
 
 
@@ -43,25 +47,23 @@ def test_main_job_builds_leakage_free_pairs(dagster_instance, data_root):
     assert "FAIL" in evaluation.metadata["pair_key_in_one_split"].value
 
 
-def test_protein_only_data_warns_for_nucleotide_embeddings(dagster_instance, data_root):
-    import shutil
-
-    from segpair_assets_tests.conftest import FIXTURES
-
-    # enough isolates for three splits: the table sample repeated under new ids
-    rows = pd.read_csv(FIXTURES / "table" / "proteins.csv")
-    copies = [
-        rows.assign(
-            protein_id=rows["protein_id"] + f"_{k}", isolate_id=rows["isolate_id"] + f"_{k}"
-        )
-        for k in range(20)
-    ]
+def test_protein_only_data_warns_for_nucleotide_embeddings(dagster_instance, data_root, flu):
+    # a protein-only table (as a BV-BRC export gives): SIMULATED proteins, no nt_seq
+    pop = simulate_population(flu, SimulationConfig(n_isolates=120, seed=8))
+    table = pop.proteins.rename(
+        columns={"brc_fea_id": "protein_id", "assembly_id": "isolate_id", "prot_seq": "sequence"}
+    )[["protein_id", "isolate_id", "function", "sequence"]]
     folder = data_root / "raw" / "flu_a" / "tbl"
     folder.mkdir(parents=True)
-    pd.concat(copies).to_csv(folder / "proteins.csv", index=False)
+    table.to_csv(folder / "proteins.csv", index=False)
     config = {"ops": {"segment_pairs": {"config": {"schema_pairs": [["HA", "NA"]]}}}}
     result = _main_job(dagster_instance, data_root, version="tbl", run_config=config)
-    assert result.success
+    # the nucleotide k-mer classifier cannot train on protein-only data, and says why
+    failures = result.get_step_failure_events()
+    (failure,) = failures
+    assert failure.step_key == "pair_classifier_kmer_nt6"
+    assert "no vector for" in failure.event_specific_data.error.cause.message
+    assert result.asset_materializations_for_node("pair_classifier_kmer_aa3")
     (check,) = [
         e for e in result.get_asset_check_evaluations()
         if e.check_name == "segment_pairs_proteins_embedded"
@@ -69,4 +71,3 @@ def test_protein_only_data_warns_for_nucleotide_embeddings(dagster_instance, dat
     assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN
     assert check.metadata["kmer_aa3"].value == "pass"
     assert "FAIL" in check.metadata["kmer_nt6"].value
-    shutil.rmtree(folder)

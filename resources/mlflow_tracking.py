@@ -1,0 +1,55 @@
+"""MLflow tracking through MLflow's own API (MLflow 3).
+
+`dagster-mlflow`'s resource targets older MLflow and starts runs around whole Dagster
+runs; segpair needs one MLflow run per materialization with its own tags and artifacts,
+so it calls `mlflow` directly. Default store: SQLite under the data root; point
+`tracking_uri` at a real `mlflow server` (http://host:5000) to share runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
+from pydantic import Field
+
+
+def default_tracking_uri(data_root: str) -> str:
+    return f"sqlite:///{Path(data_root).resolve() / 'mlflow' / 'mlflow.db'}"
+
+
+class MlflowTracking(dg.ConfigurableResource):
+    tracking_uri: str = Field(description="sqlite:///path/mlflow.db or http://host:port")
+    artifact_root: str = Field(
+        description="where new experiments keep artifacts (ignored by a remote server)"
+    )
+
+    def _client_setup(self):
+        import mlflow
+
+        if self.tracking_uri.startswith("sqlite:///"):
+            Path(self.tracking_uri.removeprefix("sqlite:///")).parent.mkdir(
+                parents=True, exist_ok=True
+            )
+        mlflow.set_tracking_uri(self.tracking_uri)
+        return mlflow
+
+    def experiment_id(self, name: str) -> str:
+        mlflow = self._client_setup()
+        found = mlflow.get_experiment_by_name(name)
+        if found is not None:
+            return found.experiment_id
+        location = None
+        if not self.tracking_uri.startswith("http"):
+            location = (Path(self.artifact_root) / name).resolve().as_uri()
+        return mlflow.create_experiment(name, artifact_location=location)
+
+    @contextlib.contextmanager
+    def run(self, experiment: str, run_name: str, tags: dict[str, str]) -> Iterator[object]:
+        mlflow = self._client_setup()
+        with mlflow.start_run(
+            experiment_id=self.experiment_id(experiment), run_name=run_name, tags=tags
+        ) as active:
+            yield active

@@ -1,0 +1,56 @@
+"""Model checkpoints: weights plus what they mean, refused when used with other embeddings.
+
+A checkpoint holds the state dict and metadata (embedder name and signature, feature
+dimension, interactions, slot transform, layer sizes, threshold, training config, data
+version), saved atomically and loaded with `weights_only=True` (no pickled code).
+Loading it for embeddings of another signature or dimension is an error that says so
+(seed 004's namespace protection): such vectors mean something else to the model.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from segpair.atomic import atomic_path
+from segpair.training.model import PairClassifier
+
+
+class CheckpointMismatchError(ValueError):
+    pass
+
+
+def save_checkpoint(path: Path, model: PairClassifier, meta: dict) -> Path:
+    required = {"embedder", "signature", "dim", "interactions", "slot_transform", "hidden",
+                "dropout", "threshold"}  # fmt: skip
+    missing = required - meta.keys()
+    if missing:
+        raise ValueError(f"checkpoint metadata lacks {sorted(missing)}")
+    with atomic_path(path) as tmp:
+        torch.save({"state_dict": model.state_dict(), "meta": meta}, tmp)
+    return path
+
+
+def load_checkpoint(
+    path: Path, expected_signature: str | None = None, expected_dim: int | None = None
+) -> tuple[PairClassifier, dict]:
+    blob = torch.load(path, map_location="cpu", weights_only=True)
+    meta = blob["meta"]
+    if expected_signature is not None and meta["signature"] != expected_signature:
+        raise CheckpointMismatchError(
+            f"{path} was trained on {meta['embedder']} embeddings with signature "
+            f"{meta['signature']}, but the embeddings given have signature {expected_signature}: "
+            "the vectors mean something else to this model. Score with the embedder the model "
+            "was trained on, or retrain."
+        )
+    if expected_dim is not None and meta["dim"] != expected_dim:
+        raise CheckpointMismatchError(
+            f"{path} expects {meta['dim']}-dimensional embeddings ({meta['embedder']}), "
+            f"got {expected_dim}"
+        )
+    model = PairClassifier(
+        meta["dim"], meta["interactions"], meta["hidden"], meta["dropout"], meta["slot_transform"]
+    )
+    model.load_state_dict(blob["state_dict"])
+    return model.eval(), meta

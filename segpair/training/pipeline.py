@@ -1,0 +1,112 @@
+"""From a segment_pairs table and a master cache to a trained, evaluated classifier."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from segpair.embeddings.cache import EmbeddingStore
+from segpair.errors import InputDataError
+from segpair.training.baselines import logistic_regression, one_nearest_neighbour
+from segpair.training.evaluate import stratified_metrics
+from segpair.training.metrics import binary_metrics
+from segpair.training.train import (
+    TrainConfig,
+    TrainResult,
+    predict,
+    report_learning,
+    train_pair_classifier,
+)
+
+Split = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+@dataclass
+class TrainingOutcome:
+    result: TrainResult
+    test_pairs: pd.DataFrame
+    scores: dict[str, np.ndarray]  # scorer -> test scores (mlp, logreg, 1nn)
+    thresholds: dict[str, float]
+    metrics: dict[str, dict[str, float]]  # scorer -> test metrics
+    stratified: pd.DataFrame  # the MLP per stratum
+    learning: dict
+    sizes: dict[str, int]
+
+
+def select_pairs(pairs: pd.DataFrame, schema_pairs: list[list[str]] | None) -> pd.DataFrame:
+    if not schema_pairs:
+        return pairs
+    names = [f"{a}-{b}" for a, b in schema_pairs]
+    present = set(pairs["schema_pair"].astype(str))
+    absent = [n for n in names if n not in present]
+    if absent:
+        raise InputDataError(
+            "training config",
+            f"schema pairs {absent} are not in segment_pairs (it has {sorted(present)})",
+            "train on schema pairs that segment_pairs was built with",
+        )
+    return pairs[pairs["schema_pair"].astype(str).isin(names)]
+
+
+def gather_split(pairs: pd.DataFrame, store: EmbeddingStore, split: str) -> Split:
+    part = pairs[pairs["split"] == split]
+    if part.empty or part["label"].nunique() < 2:
+        raise InputDataError(
+            f"segment_pairs split {split!r}",
+            f"has {len(part)} pairs and labels {sorted(part['label'].unique())}: cannot train "
+            "or evaluate on it",
+            "build segment_pairs with more isolates or other ratios",
+        )
+    have = set(store.index["brc_fea_id"])
+    missing = sorted(set(part["brc_a"]) - have | set(part["brc_b"]) - have)
+    if missing:
+        raise InputDataError(
+            f"{store.paths.h5.name} ({split} split)",
+            f"no vector for {len(missing)} proteins of the pairs, e.g. {missing[:3]} (see "
+            f"{store.paths.failed.name}; nucleotide embedders need nt_seq, which protein-only "
+            "inputs lack)",
+            "train with an embedder that covers these proteins (kmer_aa3 covers all)",
+        )
+    return (
+        store.gather(part["brc_a"]),
+        store.gather(part["brc_b"]),
+        part["label"].to_numpy().astype(np.float32),
+    )
+
+
+def run_training(
+    pairs: pd.DataFrame,
+    store: EmbeddingStore,
+    schema_pairs: list[list[str]] | None,
+    config: TrainConfig,
+    on_epoch: Callable[[int, dict[str, float]], None] | None = None,
+) -> TrainingOutcome:
+    chosen = select_pairs(pairs, schema_pairs)
+    train, val, test = (gather_split(chosen, store, s) for s in ("train", "val", "test"))
+    result = train_pair_classifier(train, val, config, on_epoch)
+    scores = {"mlp": predict(result.model, test[0], test[1])}
+    thresholds = {"mlp": result.threshold}
+    scores["logreg"], thresholds["logreg"] = logistic_regression(
+        train, val, test, config.interactions, config.threshold_metric, seed=config.seed
+    )
+    scores["1nn"], thresholds["1nn"] = one_nearest_neighbour(
+        train, val, test, config.threshold_metric
+    )
+    metrics = {k: binary_metrics(test[2], scores[k], thresholds[k]) for k in scores}
+    test_pairs = chosen[chosen["split"] == "test"].reset_index(drop=True)
+    return TrainingOutcome(
+        result=result,
+        test_pairs=test_pairs,
+        scores=scores,
+        thresholds=thresholds,
+        metrics=metrics,
+        stratified=stratified_metrics(test_pairs, scores["mlp"], result.threshold),
+        learning=report_learning(result, test[2], metrics["mlp"]),
+        sizes={
+            f"n_{s}": len(x[2])
+            for s, x in zip(("train", "val", "test"), (train, val, test), strict=True)
+        },
+    )

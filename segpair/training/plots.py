@@ -1,0 +1,57 @@
+"""Figures people look at: ROC and PR curves, confusion matrix, similarity histograms."""
+
+from __future__ import annotations
+
+import io
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from sklearn.metrics import precision_recall_curve, roc_curve  # noqa: E402
+
+
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def roc_pr_png(y: np.ndarray, curves: dict[str, np.ndarray], title: str) -> bytes:
+    """ROC and precision-recall curves of several scorers (model and baselines) on one label set."""
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4.2))
+    for name, scores in curves.items():
+        fpr, tpr, _ = roc_curve(y, scores)
+        prec, rec, _ = precision_recall_curve(y, scores)
+        ax1.plot(fpr, tpr, label=name)
+        ax2.plot(rec, prec, label=name)
+    ax1.plot([0, 1], [0, 1], "k:", lw=0.8)
+    ax1.set(xlabel="false positive rate", ylabel="true positive rate", title=f"ROC: {title}")
+    ax2.set(xlabel="recall", ylabel="precision", title=f"precision-recall: {title}")
+    ax1.legend(loc="lower right")
+    ax2.legend(loc="lower left")
+    return _png(fig)
+
+
+def confusion_png(tp: int, fp: int, tn: int, fn: int, title: str) -> bytes:
+    fig, ax = plt.subplots(figsize=(3.6, 3.2))
+    m = np.array([[tn, fp], [fn, tp]])
+    ax.imshow(m, cmap="Blues")
+    for (i, j), v in np.ndenumerate(m):
+        ax.text(j, i, str(v), ha="center", va="center", color="black")
+    ax.set(xticks=[0, 1], yticks=[0, 1], xticklabels=["pred 0", "pred 1"],
+           yticklabels=["true 0", "true 1"], title=title)  # fmt: skip
+    return _png(fig)
+
+
+def learning_curve_png(history: list[dict[str, float]], title: str) -> bytes:
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    epochs = range(1, len(history) + 1)
+    for key in ("train_loss", "val_loss"):
+        ax.plot(epochs, [h[key] for h in history], label=key)
+    ax.axhline(np.log(2), color="k", ls=":", lw=0.8, label="ln 2")
+    ax.set(xlabel="epoch", ylabel="BCE loss", title=title)
+    ax.legend()
+    return _png(fig)

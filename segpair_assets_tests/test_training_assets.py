@@ -1,0 +1,89 @@
+"""Training through Dagster: one MLflow run per materialization with everything logged,
+two configs comparable side by side, and a mismatched checkpoint refused."""
+
+from __future__ import annotations
+
+import dagster as dg
+import mlflow
+import numpy as np
+import pytest
+
+from segpair.training.checkpoint import CheckpointMismatchError, load_checkpoint
+from segpair_assets.definitions import build_definitions
+from segpair_assets.partitions import DATA_VERSION_PARTITIONS_NAME, partition_key
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("training")
+    (tmp / "home").mkdir()
+    data_root = tmp / "data"
+    with dg.instance_for_test(temp_dir=str(tmp / "home")) as instance:
+        instance.add_dynamic_partitions(DATA_VERSION_PARTITIONS_NAME, ["simulated_v1"])
+        defs = build_definitions(str(data_root))
+        key = partition_key("flu_a", "simulated_v1")
+        first = defs.resolve_job_def("segpair_main_job").execute_in_process(
+            instance=instance, partition_key=key
+        )
+        config = {"hidden": [32], "slot_transform": "l2", "interactions": ["diff", "prod"],
+                  "schema_pairs": [["HA", "NA"]], "max_epochs": 10}  # fmt: skip
+        second = defs.resolve_job_def("segpair_main_job").execute_in_process(
+            instance=instance,
+            partition_key=key,
+            asset_selection=[dg.AssetKey("pair_classifier_kmer_aa3")],
+            run_config={"ops": {"pair_classifier_kmer_aa3": {"config": config}}},
+        )
+        yield data_root, first, second, defs
+
+
+def _md(result, node):
+    (mat,) = result.asset_materializations_for_node(node)
+    return {k: v.value for k, v in mat.metadata.items()}
+
+
+def test_one_mlflow_run_per_materialization_with_everything(trained):
+    data_root, first, _second, defs = trained
+    assert first.success
+    md = _md(first, "pair_classifier_kmer_aa3")
+    assert md["beats_majority"] and abs(md["initial_loss"] - np.log(2)) < 0.01
+    assert "| 1nn |" in md["model_vs_baselines"] and "schema=HA-NA" in md["stratified"]
+    assert md["roc_pr_curves"].startswith("![ROC and PR](data:image/png;base64,")
+    mlflow.set_tracking_uri(defs.resources["mlflow_tracking"].tracking_uri)
+    client = mlflow.MlflowClient()
+    run = client.get_run(md["mlflow_run_id"])
+    assert run.data.tags["dagster_run_id"] == first.run_id
+    assert run.data.tags["dagster_partition"] == "simulated_v1|flu_a"
+    assert run.data.params["schema_pairs"] == "HA-NA+PB2-PB1"
+    assert run.data.params["data_version"] == "simulated_v1" and "n_train" in run.data.params
+    for scorer in ("mlp", "logreg", "1nn"):
+        assert f"test_{scorer}_auc_roc" in run.data.metrics
+    assert len(client.get_metric_history(run.info.run_id, "val_loss")) == md["epochs_run"]
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"roc_pr.png", "confusion_matrix.png", "learning_curve.png", "metrics.json",
+            "stratified_metrics.csv", "model"} <= artifacts  # fmt: skip
+    assert [a.path for a in client.list_artifacts(run.info.run_id, "model")] == ["model/model.pt"]
+
+
+def test_two_configs_are_comparable(trained):
+    _data_root, _first, second, defs = trained
+    assert second.success
+    mlflow.set_tracking_uri(defs.resources["mlflow_tracking"].tracking_uri)
+    runs = mlflow.search_runs(
+        experiment_names=["segpair-flu_a"], filter_string="tags.embedder = 'kmer_aa3'"
+    )
+    assert len(runs) == 2
+    assert set(runs["params.slot_transform"]) == {"none", "l2"}
+    assert set(runs["params.schema_pairs"]) == {"HA-NA+PB2-PB1", "HA-NA"}
+    assert runs["metrics.test_mlp_auc_roc"].notna().all()
+
+
+def test_mismatched_checkpoint_is_refused(trained):
+    data_root = trained[0]
+    path = data_root / "models" / "flu_a" / "simulated_v1" / "kmer_aa3" / "model.pt"
+    model, meta = load_checkpoint(path)
+    assert meta["embedder"] == "kmer_aa3" and meta["dim"] == 8000
+    load_checkpoint(path, expected_signature=meta["signature"], expected_dim=8000)
+    with pytest.raises(CheckpointMismatchError, match="signature"):
+        load_checkpoint(path, expected_signature="0123456789abcdef")
+    with pytest.raises(CheckpointMismatchError, match="8000-dimensional"):
+        load_checkpoint(path, expected_dim=4096)
