@@ -29,32 +29,21 @@ import numpy as np
 import pandas as pd
 
 from segpair.errors import InputDataError, IssueLog
+from segpair.readers.common import RAW_COLUMNS
 from segpair.registry import VirusSpec
 
 STANDARD_AMINO_ACIDS = "ACDEFGHIKLMNPQRSTVWY"
 ALLOWED_RESIDUES = set(STANDARD_AMINO_ACIDS + "X")
 NonstandardPolicy = Literal["replace", "drop", "error"]
 
+# The raw record columns, with the cleaned sequence and its derived fields after `product`.
 PROTEIN_FINAL_COLUMNS = [
-    "brc_fea_id",
-    "assembly_id",
-    "isolate_name",
-    "segment",
-    "function",
-    "product",
+    *RAW_COLUMNS[:6],
     "esm2_ready_seq",
     "length",
     "seq_hash",
     "n_ambiguous",
-    "prot_seq",
-    "nt_seq",
-    "accession",
-    "subtype",
-    "host",
-    "year",
-    "country",
-    "location",
-    "source",
+    *RAW_COLUMNS[6:],
 ]
 
 _NONSTANDARD = re.compile(f"[^{STANDARD_AMINO_ACIDS}]")

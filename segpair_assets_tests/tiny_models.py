@@ -17,37 +17,43 @@ ESM_VOCAB = [
 ]
 
 
+def _save_esm(path: Path, tokenizer, vocab_size: int, layers: int, hidden: int, **config) -> Path:
+    """A randomly initialised ESM masked-LM checkpoint (rotary, 4 heads) and its tokenizer."""
+    from transformers import EsmConfig, EsmForMaskedLM
+
+    cfg = EsmConfig(
+        vocab_size=vocab_size,
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        intermediate_size=2 * hidden,
+        position_embedding_type="rotary",
+        **config,
+    )
+    EsmForMaskedLM(cfg).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
 def build_tiny_esm2(path: Path, layers: int = 2, hidden: int = 32, seed: int = 0) -> Path:
     import torch
-    from transformers import EsmConfig, EsmForMaskedLM, EsmTokenizer
+    from transformers import EsmTokenizer
 
     torch.manual_seed(seed)
     path.mkdir(parents=True, exist_ok=True)
     vocab = path / "vocab.txt"
     vocab.write_text("\n".join(ESM_VOCAB) + "\n")
     tokenizer = EsmTokenizer(str(vocab))
-    config = EsmConfig(
-        vocab_size=len(ESM_VOCAB),
-        hidden_size=hidden,
-        num_hidden_layers=layers,
-        num_attention_heads=4,
-        intermediate_size=2 * hidden,
-        max_position_embeddings=1026,
-        position_embedding_type="rotary",
-        pad_token_id=1,
-        mask_token_id=32,
-        token_dropout=True,
-        emb_layer_norm_before=False,
-    )
     # Saved as the masked-LM checkpoint that ESM-2 releases are; EsmModel loads from it.
-    EsmForMaskedLM(config).save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path
+    return _save_esm(
+        path, tokenizer, len(ESM_VOCAB), layers, hidden, max_position_embeddings=1026,
+        pad_token_id=1, mask_token_id=32, token_dropout=True, emb_layer_norm_before=False,
+    )  # fmt: skip
 
 
 def build_tiny_nucleotide_transformer(path: Path, layers: int = 2, hidden: int = 32) -> Path:
     import torch
-    from transformers import EsmConfig, EsmForMaskedLM, EsmTokenizer
+    from transformers import EsmTokenizer
 
     torch.manual_seed(0)
     path.mkdir(parents=True, exist_ok=True)
@@ -72,18 +78,7 @@ def build_tiny_nucleotide_transformer(path: Path, layers: int = 2, hidden: int =
         str(vocab), unk_token="<unk>", cls_token="<cls>", pad_token="<pad>",
         mask_token="<mask>", eos_token="<eos>",
     )  # fmt: skip
-    config = EsmConfig(
-        vocab_size=len(tokens),
-        hidden_size=hidden,
-        num_hidden_layers=layers,
-        num_attention_heads=4,
-        intermediate_size=2 * hidden,
-        max_position_embeddings=1002,
-        position_embedding_type="rotary",
-        pad_token_id=1,
-        mask_token_id=2,
-        token_dropout=False,
-    )
-    EsmForMaskedLM(config).save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path
+    return _save_esm(
+        path, tokenizer, len(tokens), layers, hidden, max_position_embeddings=1002,
+        pad_token_id=1, mask_token_id=2, token_dropout=False,
+    )  # fmt: skip
