@@ -115,7 +115,7 @@ def build_training_asset(embedder: str) -> dg.AssetsDefinition:
         schema_label = "+".join(f"{a}-{b}" for a, b in schema) if schema else "all"
         run_name = f"{virus_name}/{version}/{embedder}/{schema_label}/seed{config.seed}"
         tags = {
-            "dagster_run_id": context.run_id,
+            "dagster_run_id": context.run.run_id,
             "dagster_partition": str(context.partition_key),
             "virus": virus_name,
             "data_version": version,
