@@ -22,6 +22,7 @@ from segpair_assets.asset_checks import (
     segment_pairs_leakage_free,
     segment_pairs_proteins_embedded,
 )
+from segpair_assets.assets.diagnostics import diagnostics_assets
 from segpair_assets.assets.embeddings import embedding_assets
 from segpair_assets.assets.pairs import cooccurrence_sets, segment_pairs
 from segpair_assets.assets.preprocessing import protein_final
@@ -39,6 +40,7 @@ def build_definitions(data_root: str | None = None) -> dg.Definitions:
             cooccurrence_sets,
             segment_pairs,
             *training_assets,
+            *diagnostics_assets,
         ],
         asset_checks=[
             protein_final_is_valid,

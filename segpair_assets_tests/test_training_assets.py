@@ -69,7 +69,8 @@ def test_two_configs_are_comparable(trained):
     assert second.success
     mlflow.set_tracking_uri(defs.resources["mlflow_tracking"].tracking_uri)
     runs = mlflow.search_runs(
-        experiment_names=["segpair-flu_a"], filter_string="tags.embedder = 'kmer_aa3'"
+        experiment_names=["segpair-flu_a"],
+        filter_string="tags.embedder = 'kmer_aa3' and tags.kind = 'pair_classifier'",
     )
     assert len(runs) == 2
     assert set(runs["params.slot_transform"]) == {"none", "l2"}
@@ -87,3 +88,16 @@ def test_mismatched_checkpoint_is_refused(trained):
         load_checkpoint(path, expected_signature="0123456789abcdef")
     with pytest.raises(CheckpointMismatchError, match="8000-dimensional"):
         load_checkpoint(path, expected_dim=4096)
+
+
+def test_embedding_diagnostics_in_metadata_and_mlflow(trained):
+    _data_root, first, _second, defs = trained
+    md = _md(first, "embedding_diagnostics_kmer_aa3")
+    assert {"cohens_d", "histogram_overlap", "positive_mean", "negative_mean"} <= md.keys()
+    assert 0 <= md["histogram_overlap"] <= 1
+    assert md["similarity_histogram"].startswith("![cosine similarity](data:image/png;base64,")
+    assert "| PB1 |" in md["per_function"]
+    mlflow.set_tracking_uri(defs.resources["mlflow_tracking"].tracking_uri)
+    run = mlflow.MlflowClient().get_run(md["mlflow_run_id"])
+    assert run.data.tags["kind"] == "embedding_diagnostics"
+    assert run.data.metrics["cohens_d"] == pytest.approx(md["cohens_d"], abs=1e-3)

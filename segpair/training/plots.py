@@ -55,3 +55,15 @@ def learning_curve_png(history: list[dict[str, float]], title: str) -> bytes:
     ax.set(xlabel="epoch", ylabel="BCE loss", title=title)
     ax.legend()
     return _png(fig)
+
+
+def similarity_png(positive: np.ndarray, negative: np.ndarray, title: str) -> bytes:
+    """Histograms of cosine similarity for positive and negative pairs."""
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    lo, hi = min(positive.min(), negative.min()), max(positive.max(), negative.max())
+    bins = np.linspace(lo, hi, 50)
+    ax.hist(negative, bins=bins, alpha=0.55, density=True, label="negative pairs")
+    ax.hist(positive, bins=bins, alpha=0.55, density=True, label="positive pairs")
+    ax.set(xlabel="cosine similarity", ylabel="density", title=title)
+    ax.legend()
+    return _png(fig)

@@ -57,7 +57,8 @@ def _check_interactions(values: list[str]) -> list[str]:
     return values
 
 
-def _png_md(png: bytes, alt: str) -> str:
+def png_markdown(png: bytes, alt: str) -> str:
+    """A PNG inline in Markdown metadata, so the Dagster UI shows the plot."""
     return f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})"
 
 
@@ -115,6 +116,7 @@ def build_training_asset(embedder: str) -> dg.AssetsDefinition:
         schema_label = "+".join(f"{a}-{b}" for a, b in schema) if schema else "all"
         run_name = f"{virus_name}/{version}/{embedder}/{schema_label}/seed{config.seed}"
         tags = {
+            "kind": "pair_classifier",
             "dagster_run_id": context.run.run_id,
             "dagster_partition": str(context.partition_key),
             "virus": virus_name,
@@ -206,8 +208,12 @@ def build_training_asset(embedder: str) -> dg.AssetsDefinition:
                         max_rows=60,
                     )
                 ),
-                "roc_pr_curves": dg.MetadataValue.md(_png_md(pngs["roc_pr.png"], "ROC and PR")),
-                "learning_curve": dg.MetadataValue.md(_png_md(pngs["learning_curve.png"], "loss")),
+                "roc_pr_curves": dg.MetadataValue.md(
+                    png_markdown(pngs["roc_pr.png"], "ROC and PR")
+                ),
+                "learning_curve": dg.MetadataValue.md(
+                    png_markdown(pngs["learning_curve.png"], "loss")
+                ),
                 "checkpoint": dg.MetadataValue.path(str(out_dir / "model.pt")),
             }  # fmt: skip
         )

@@ -1,0 +1,104 @@
+"""Does an embedding carry isolate signal? Seed 001 section 8's similarity diagnostics.
+
+- cosine similarity of positive vs negative pairs: means, Cohen's d (standardised
+  difference; d < 0.5 is weak signal) and histogram overlap (> 80% is very weak);
+- intra- vs inter-function similarity: how tightly each protein's embeddings cluster
+  (> 0.95 = conserved; the model must then find isolate signal in small differences).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from segpair.embeddings.cache import EmbeddingStore
+from segpair.errors import InputDataError
+
+
+@dataclass
+class SimilarityDiagnostics:
+    summary: dict[str, float]
+    positive: np.ndarray  # cosine similarities of positive pairs (sampled)
+    negative: np.ndarray
+    per_function: pd.DataFrame  # function, n, intra_mean, intra_std
+
+
+def _cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    na = np.maximum(np.linalg.norm(a, axis=1), 1e-12)
+    nb = np.maximum(np.linalg.norm(b, axis=1), 1e-12)
+    return (a * b).sum(axis=1) / na / nb
+
+
+def histogram_overlap(x: np.ndarray, y: np.ndarray, bins: int = 50) -> float:
+    """Shared area of the two normalised histograms (1 = identical distributions)."""
+    lo, hi = min(x.min(), y.min()), max(x.max(), y.max())
+    if hi <= lo:
+        return 1.0
+    hx, edges = np.histogram(x, bins=bins, range=(lo, hi), density=True)
+    hy, _ = np.histogram(y, bins=bins, range=(lo, hi), density=True)
+    return float(np.minimum(hx, hy).sum() * (edges[1] - edges[0]))
+
+
+def cohens_d(x: np.ndarray, y: np.ndarray) -> float:
+    pooled = np.sqrt(
+        ((len(x) - 1) * x.var(ddof=1) + (len(y) - 1) * y.var(ddof=1)) / (len(x) + len(y) - 2)
+    )
+    return float((x.mean() - y.mean()) / pooled) if pooled > 0 else 0.0
+
+
+def similarity_diagnostics(
+    pairs: pd.DataFrame, store: EmbeddingStore, max_pairs: int = 20_000, seed: int = 0
+) -> SimilarityDiagnostics:
+    rng = np.random.default_rng(seed)
+    have = set(store.index["brc_fea_id"])
+    usable = pairs[pairs["brc_a"].isin(have) & pairs["brc_b"].isin(have)]
+    sims = {}
+    for label, name in ((1, "positive"), (0, "negative")):
+        part = usable[usable["label"] == label]
+        if len(part) > max_pairs:
+            part = part.iloc[rng.choice(len(part), max_pairs, replace=False)]
+        sims[name] = _cosine(store.gather(part["brc_a"]), store.gather(part["brc_b"]))
+    pos, neg = sims["positive"], sims["negative"]
+    if len(pos) < 2 or len(neg) < 2:
+        raise InputDataError(
+            store.paths.h5.name,
+            f"no vector for most pairs' proteins ({len(pos)} positive, {len(neg)} negative pairs "
+            "usable; nucleotide embedders need nt_seq, which protein-only inputs lack)",
+            "run the diagnostics with an embedder that covers these proteins (kmer_aa3)",
+        )
+
+    # intra-function: random pairs of distinct proteins of one function; inter: of two functions
+    proteins = pd.concat(
+        [usable[["brc_a", "func_a"]].set_axis(["id", "function"], axis=1),
+         usable[["brc_b", "func_b"]].set_axis(["id", "function"], axis=1)]
+    ).drop_duplicates("id")  # fmt: skip
+    proteins["function"] = proteins["function"].astype(str)
+    rows = []
+    for function, group in proteins.groupby("function"):
+        ids = group["id"].to_numpy()
+        if len(ids) < 2:
+            continue
+        k = min(2000, len(ids) * (len(ids) - 1) // 2)
+        i, j = rng.integers(len(ids), size=(2, k))
+        keep = i != j
+        s = _cosine(store.gather(ids[i[keep]]), store.gather(ids[j[keep]]))
+        rows.append({"function": function, "proteins": len(ids),
+                     "intra_mean": float(s.mean()), "intra_std": float(s.std())})  # fmt: skip
+    ids, funcs = proteins["id"].to_numpy(), proteins["function"].to_numpy()
+    i, j = rng.integers(len(ids), size=(2, 4000))
+    keep = funcs[i] != funcs[j]
+    inter = _cosine(store.gather(ids[i[keep]]), store.gather(ids[j[keep]]))
+    per_function = pd.DataFrame(rows)
+    summary = {
+        "positive_mean": float(pos.mean()),
+        "negative_mean": float(neg.mean()),
+        "cohens_d": cohens_d(pos, neg),
+        "histogram_overlap": histogram_overlap(pos, neg),
+        "intra_function_mean": float(per_function["intra_mean"].mean()) if rows else float("nan"),
+        "inter_function_mean": float(inter.mean()) if len(inter) else float("nan"),
+        "n_positive": int(len(pos)),
+        "n_negative": int(len(neg)),
+    }
+    return SimilarityDiagnostics(summary, pos, neg, per_function)
