@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 import pandas as pd
 
 
@@ -43,3 +45,8 @@ def protein_length_summary(df: pd.DataFrame) -> pd.DataFrame:
         }
     )
     return out.reset_index()
+
+
+def png_markdown(png: bytes, alt: str) -> str:
+    """A PNG inline in Markdown (a data URI), so the Dagster UI shows the plot in metadata."""
+    return f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})"

@@ -349,7 +349,7 @@ def _negatives(part, pos, schema, codes_of, blocked, used_keys, config, rng, sta
                 pd.DataFrame({"ia": ia, "ib": ib, "schema_pair": f"{a}-{b}", "neg_type": kind})
             )
     if all_mode and config.allow_same_func_negatives:
-        out += _same_func_negatives(part, pos, h, iso, func, brc, codes_of, blocked, used_keys,
+        out += _same_func_negatives(pos, h, iso, func, codes_of, blocked, used_keys,
                                     config, rng, stats)  # fmt: skip
     empty = pd.DataFrame({"ia": np.empty(0, np.int64), "ib": np.empty(0, np.int64),
                           "schema_pair": [], "neg_type": []})  # fmt: skip
@@ -359,7 +359,7 @@ def _negatives(part, pos, schema, codes_of, blocked, used_keys, config, rng, sta
     return neg
 
 
-def _same_func_negatives(part, pos, h, iso, func, brc, codes_of, blocked, used_keys,
+def _same_func_negatives(pos, h, iso, func, codes_of, blocked, used_keys,
                          config, rng, stats) -> list[pd.DataFrame]:  # fmt: skip
     """All-pairs mode with same-function negatives allowed: up to `max_same_func_ratio` of
     the negatives pair two proteins of one function from different isolates."""

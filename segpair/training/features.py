@@ -20,12 +20,17 @@ def feature_dim(dim: int, interactions: list[Interaction]) -> int:
     return sum(2 * dim if i == "concat" else dim for i in interactions)
 
 
-def interaction_features(a: torch.Tensor, b: torch.Tensor, interactions: list[Interaction]):
+def validate_interactions(interactions: list[str]) -> list[Interaction]:
     unknown = [i for i in interactions if i not in INTERACTIONS]
     if unknown or not interactions:
         raise ValueError(
             f"interactions must be a non-empty subset of {INTERACTIONS}, not {interactions}"
         )
+    return list(interactions)
+
+
+def interaction_features(a: torch.Tensor, b: torch.Tensor, interactions: list[Interaction]):
+    validate_interactions(interactions)
     parts = []
     for name in INTERACTIONS:  # fixed order, whatever order the config lists them in
         if name not in interactions:

@@ -11,9 +11,8 @@ from resources.storage import SegpairStorage
 from segpair.atomic import atomic_path, write_text_atomic
 from segpair.embeddings.cache import EmbeddingStore
 from segpair.embeddings.diagnostics import similarity_diagnostics
-from segpair.report import markdown_table
+from segpair.report import markdown_table, png_markdown
 from segpair.training.plots import similarity_png
-from segpair_assets.assets.training import png_markdown
 from segpair_assets.embedders import KMER_EMBEDDERS, embedder_descriptions
 from segpair_assets.partitions import virus_and_version, virus_data_version_partitions
 

@@ -104,20 +104,7 @@ def segment_pairs(
         context.log.warning(
             "hard_partition_isolates=false is not offered: splits stay isolate-disjoint"
         )
-    pair_config = PairConfig(
-        schema_pairs=[tuple(p) for p in config.schema_pairs] if config.schema_pairs else None,
-        selected_functions=config.selected_functions,
-        neg_to_pos_ratio=config.neg_to_pos_ratio,
-        allow_same_func_negatives=config.allow_same_func_negatives,
-        max_same_func_ratio=config.max_same_func_ratio,
-        hard_negative_share=config.hard_negative_share,
-        split_mode=config.split_mode,
-        train_ratio=config.train_ratio,
-        val_ratio=config.val_ratio,
-        test_ratio=config.test_ratio,
-        seed=config.seed,
-        max_isolates_to_process=config.max_isolates_to_process,
-    )
+    pair_config = PairConfig(**config.model_dump(exclude={"hard_partition_isolates"}))
     pairs, stats, sampled = build_segment_pairs(
         protein_final, cooccurrence_sets, virus, pair_config
     )

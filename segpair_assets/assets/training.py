@@ -1,7 +1,6 @@
 """Stage 4: a frozen-embedding pair classifier per embedder (`pair_classifier_{name}`),
 compared with logistic regression and 1-NN on the same pairs, tracked in MLflow."""
 
-import base64
 import json
 from typing import Literal
 
@@ -15,9 +14,9 @@ from resources.storage import SegpairStorage
 from segpair.atomic import atomic_path, write_text_atomic
 from segpair.embeddings.cache import EmbeddingStore
 from segpair.registry import load_registry
-from segpair.report import markdown_table
+from segpair.report import markdown_table, png_markdown
 from segpair.training.checkpoint import save_checkpoint
-from segpair.training.features import INTERACTIONS
+from segpair.training.features import validate_interactions
 from segpair.training.pipeline import run_training
 from segpair.training.plots import confusion_png, learning_curve_png, roc_pr_png
 from segpair.training.train import TrainConfig
@@ -48,18 +47,6 @@ class PairClassifierConfig(dg.Config):
     early_stopping_metric: Literal["loss", "f1", "auc"] = "auc"
     threshold_metric: Literal["f1", "f0.5", "f2", "fixed"] = "f1"
     seed: int = 42
-
-
-def _check_interactions(values: list[str]) -> list[str]:
-    bad = [v for v in values if v not in INTERACTIONS]
-    if bad or not values:
-        raise ValueError(f"interactions must be a non-empty subset of {INTERACTIONS}, not {values}")
-    return values
-
-
-def png_markdown(png: bytes, alt: str) -> str:
-    """A PNG inline in Markdown metadata, so the Dagster UI shows the plot."""
-    return f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})"
 
 
 def build_training_asset(embedder: str) -> dg.AssetsDefinition:
@@ -104,14 +91,9 @@ def build_training_asset(embedder: str) -> dg.AssetsDefinition:
                 context.log.warning(f"default schema pairs {skipped} not in segment_pairs")
         schema = schema or None
         train_config = TrainConfig(
-            interactions=_check_interactions(list(config.interactions)),
-            slot_transform=config.slot_transform,
-            hidden=list(config.hidden), dropout=config.dropout, lr=config.lr,
-            weight_decay=config.weight_decay, batch_size=config.batch_size,
-            max_epochs=config.max_epochs, patience=config.patience,
-            early_stopping_metric=config.early_stopping_metric,
-            threshold_metric=config.threshold_metric, seed=config.seed,
-        )  # fmt: skip
+            **config.model_dump(exclude={"schema_pairs", "interactions"}),
+            interactions=validate_interactions(list(config.interactions)),
+        )
         out_dir = storage.root / "models" / virus_name / version / embedder
         schema_label = "+".join(f"{a}-{b}" for a, b in schema) if schema else "all"
         run_name = f"{virus_name}/{version}/{embedder}/{schema_label}/seed{config.seed}"
