@@ -26,6 +26,7 @@ from segpair_assets.assets.diagnostics import diagnostics_assets
 from segpair_assets.assets.embeddings import embedding_assets
 from segpair_assets.assets.pairs import cooccurrence_sets, segment_pairs
 from segpair_assets.assets.preprocessing import protein_final
+from segpair_assets.assets.scoring import scoring_assets
 from segpair_assets.assets.training import training_assets
 from segpair_assets.embedders import embedder_resources
 from segpair_assets.jobs import segpair_language_model_job, segpair_main_job
@@ -41,6 +42,7 @@ def build_definitions(data_root: str | None = None) -> dg.Definitions:
             segment_pairs,
             *training_assets,
             *diagnostics_assets,
+            *scoring_assets,
         ],
         asset_checks=[
             protein_final_is_valid,

@@ -91,3 +91,35 @@ def require_shared_data(*parts: str) -> Path:
             "repository (CI has them); this test reads them in place"
         )
     return path
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory):
+    """The flu demo partition through the main job, then the classifier retrained with a
+    second config (HA-NA only): (data_root, first result, second result, definitions).
+    The first run's kmer_aa3 model is kept as data_root/main_job_model_kmer_aa3.pt."""
+    from segpair_assets.definitions import build_definitions
+    from segpair_assets.partitions import DATA_VERSION_PARTITIONS_NAME, partition_key
+
+    tmp = tmp_path_factory.mktemp("training")
+    (tmp / "home").mkdir()
+    data_root = tmp / "data"
+    with dg.instance_for_test(temp_dir=str(tmp / "home")) as instance:
+        instance.add_dynamic_partitions(DATA_VERSION_PARTITIONS_NAME, ["simulated_v1"])
+        defs = build_definitions(str(data_root))
+        key = partition_key("flu_a", "simulated_v1")
+        first = defs.resolve_job_def("segpair_main_job").execute_in_process(
+            instance=instance, partition_key=key
+        )
+        # keep the main job's model: the second config below replaces the partition's model.pt
+        model_dir = data_root / "models" / "flu_a" / "simulated_v1" / "kmer_aa3"
+        shutil.copy(model_dir / "model.pt", data_root / "main_job_model_kmer_aa3.pt")
+        config = {"hidden": [32], "slot_transform": "l2", "interactions": ["diff", "prod"],
+                  "schema_pairs": [["HA", "NA"]], "max_epochs": 10}  # fmt: skip
+        second = defs.resolve_job_def("segpair_main_job").execute_in_process(
+            instance=instance,
+            partition_key=key,
+            asset_selection=[dg.AssetKey("pair_classifier_kmer_aa3")],
+            run_config={"ops": {"pair_classifier_kmer_aa3": {"config": config}}},
+        )
+        yield data_root, first, second, defs

@@ -32,6 +32,8 @@ def test_definitions_load_and_validate(tmp_path):
         "pair_classifier_nucleotide_transformer",
         *(f"embedding_diagnostics_{e}" for e in ("kmer_aa3", "kmer_nt6", "esm2", "fastesm2")),
         "embedding_diagnostics_nucleotide_transformer",
+        *(f"isolate_pair_scores_{e}" for e in ("kmer_aa3", "kmer_nt6", "esm2", "fastesm2")),
+        "isolate_pair_scores_nucleotide_transformer",
     }
     main = defs.resolve_job_def("segpair_main_job")
     main_assets = {k.to_user_string() for k in main.asset_layer.selected_asset_keys}
@@ -45,6 +47,8 @@ def test_definitions_load_and_validate(tmp_path):
         "pair_classifier_kmer_nt6",
         "embedding_diagnostics_kmer_aa3",
         "embedding_diagnostics_kmer_nt6",
+        "isolate_pair_scores_kmer_aa3",
+        "isolate_pair_scores_kmer_nt6",
     }
     for key in graph.get_all_asset_keys():
         assert graph.get(key).description, f"{key} has no description"

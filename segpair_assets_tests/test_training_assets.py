@@ -3,37 +3,11 @@ two configs comparable side by side, and a mismatched checkpoint refused."""
 
 from __future__ import annotations
 
-import dagster as dg
 import mlflow
 import numpy as np
 import pytest
 
 from segpair.training.checkpoint import CheckpointMismatchError, load_checkpoint
-from segpair_assets.definitions import build_definitions
-from segpair_assets.partitions import DATA_VERSION_PARTITIONS_NAME, partition_key
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("training")
-    (tmp / "home").mkdir()
-    data_root = tmp / "data"
-    with dg.instance_for_test(temp_dir=str(tmp / "home")) as instance:
-        instance.add_dynamic_partitions(DATA_VERSION_PARTITIONS_NAME, ["simulated_v1"])
-        defs = build_definitions(str(data_root))
-        key = partition_key("flu_a", "simulated_v1")
-        first = defs.resolve_job_def("segpair_main_job").execute_in_process(
-            instance=instance, partition_key=key
-        )
-        config = {"hidden": [32], "slot_transform": "l2", "interactions": ["diff", "prod"],
-                  "schema_pairs": [["HA", "NA"]], "max_epochs": 10}  # fmt: skip
-        second = defs.resolve_job_def("segpair_main_job").execute_in_process(
-            instance=instance,
-            partition_key=key,
-            asset_selection=[dg.AssetKey("pair_classifier_kmer_aa3")],
-            run_config={"ops": {"pair_classifier_kmer_aa3": {"config": config}}},
-        )
-        yield data_root, first, second, defs
 
 
 def _md(result, node):
@@ -101,3 +75,29 @@ def test_embedding_diagnostics_in_metadata_and_mlflow(trained):
     run = mlflow.MlflowClient().get_run(md["mlflow_run_id"])
     assert run.data.tags["kind"] == "embedding_diagnostics"
     assert run.data.metrics["cohens_d"] == pytest.approx(md["cohens_d"], abs=1e-3)
+
+
+def test_streaming_from_hdf5_trains_the_same_model_as_gathering(trained):
+    """Embeddings too large for the memory budget are read from the HDF5 cache batch by
+    batch; the result equals the in-memory run (same rows, same seeded order)."""
+    import pandas as pd
+
+    from segpair.embeddings.pipeline import open_store
+    from segpair.training.pipeline import run_training
+    from segpair.training.train import TrainConfig
+
+    data_root = trained[0]
+    pairs = pd.read_parquet(
+        data_root / "processed" / "flu_a" / "simulated_v1" / "segment_pairs.parquet"
+    )
+    config = TrainConfig(hidden=[32], max_epochs=4)
+    outcomes = {}
+    with open_store(data_root, "flu_a", "simulated_v1", "kmer_aa3") as store:
+        for budget in (8.0, 1e-6):
+            outcomes[budget] = run_training(pairs, store, [["HA", "NA"]], config,
+                                            memory_budget_gb=budget)  # fmt: skip
+    in_memory, streamed = outcomes[8.0], outcomes[1e-6]
+    assert in_memory.embeddings_in_memory and not streamed.embeddings_in_memory
+    assert streamed.result.history == in_memory.result.history
+    for scorer in ("mlp", "logreg", "1nn"):
+        np.testing.assert_allclose(streamed.scores[scorer], in_memory.scores[scorer], rtol=1e-5)

@@ -74,11 +74,11 @@ def _strip_gz(name: str) -> str:
     return name.lower().removesuffix(".gz")
 
 
-def _is_fasta(p: Path) -> bool:
+def is_fasta_path(p: Path) -> bool:
     return _strip_gz(p.name).endswith(FASTA_SUFFIXES)
 
 
-def _is_table(p: Path) -> bool:
+def is_table_path(p: Path) -> bool:
     return _strip_gz(p.name).endswith(TABLE_SUFFIXES)
 
 
@@ -109,8 +109,8 @@ def _resolve(folder: Path, names: list[str]) -> list[Path]:
 def detect_format(folder: Path) -> tuple[DataVersionManifest, str]:
     """A manifest inferred from the folder's files, and the reason, or an error."""
     files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
-    fastas = [p for p in files if _is_fasta(p)]
-    tables = [p for p in files if _is_table(p)]
+    fastas = [p for p in files if is_fasta_path(p)]
+    tables = [p for p in files if is_table_path(p)]
     if not fastas and not tables:
         raise InputDataError(
             str(folder),
@@ -185,14 +185,14 @@ def read_data_version(
     all_files = sorted(p for p in folder.iterdir() if p.is_file())
     if manifest.format == "fasta":
         o = manifest.fasta
-        files = _resolve(folder, o.files) if o.files else [p for p in all_files if _is_fasta(p)]
+        files = _resolve(folder, o.files) if o.files else [p for p in all_files if is_fasta_path(p)]
         meta = _resolve(folder, [o.metadata_table])[0] if o.metadata_table else None
         result = read_fasta(
             files, virus, meta, o.accession_column, o.isolate_column, min_orf_fraction
         )
     elif manifest.format == "table":
         o = manifest.table
-        files = _resolve(folder, o.files) if o.files else [p for p in all_files if _is_table(p)]
+        files = _resolve(folder, o.files) if o.files else [p for p in all_files if is_table_path(p)]
         result = read_tables(files, virus, o.columns, min_orf_fraction)
     else:
         o = manifest.bvbrc

@@ -7,6 +7,7 @@ import numpy as np
 import torch
 from sklearn.linear_model import LogisticRegression
 
+from segpair.training.data import PairSet, as_pair_set
 from segpair.training.features import Interaction, interaction_features
 from segpair.training.metrics import ThresholdMetric, select_threshold
 
@@ -20,14 +21,35 @@ def pair_features(a: np.ndarray, b: np.ndarray, interactions: list[Interaction])
         ).numpy()
 
 
-def logistic_regression(train, val, test, interactions, threshold_metric: ThresholdMetric, seed=0):
+def baseline_training_pairs(train: PairSet, max_pairs: int | None, seed: int) -> PairSet:
+    """The training pairs the baselines fit on: all, or a seeded stratified-by-chance subsample
+    when there are more than `max_pairs` (sklearn and 1-NN hold them in memory)."""
+    if max_pairs is None or len(train) <= max_pairs:
+        return train
+    idx = np.sort(np.random.default_rng(seed).choice(len(train), max_pairs, replace=False))
+    return train.subset(idx)
+
+
+def logistic_regression(
+    train: PairSet,
+    val: PairSet,
+    test: PairSet,
+    interactions,
+    threshold_metric: ThresholdMetric,
+    seed: int = 0,
+) -> tuple[np.ndarray, float]:
     """(test scores, threshold picked on val) of an L2 logistic regression on the features."""
-    x_tr = pair_features(train[0], train[1], interactions)
+    train, val, test = map(as_pair_set, (train, val, test))
+    a, b, y = train.arrays()
     clf = LogisticRegression(max_iter=2000, C=1.0, random_state=seed)
-    clf.fit(x_tr, train[2])
-    val_scores = clf.predict_proba(pair_features(val[0], val[1], interactions))[:, 1]
-    test_scores = clf.predict_proba(pair_features(test[0], test[1], interactions))[:, 1]
-    return test_scores, select_threshold(val[2], val_scores, threshold_metric)
+    clf.fit(pair_features(a, b, interactions), y)
+
+    def score(pairs: PairSet) -> np.ndarray:
+        blocks = [clf.predict_proba(pair_features(a, b, interactions))[:, 1]
+                  for a, b, _ in pairs.batches()]  # fmt: skip
+        return np.concatenate(blocks) if blocks else np.empty(0)
+
+    return score(test), select_threshold(val.y, score(val), threshold_metric)
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
@@ -46,11 +68,18 @@ def nearest_neighbour_margin(train_x, train_y, query_x, block: int = 2048) -> np
     return out
 
 
-def one_nearest_neighbour(train, val, test, threshold_metric: ThresholdMetric):
+def one_nearest_neighbour(
+    train: PairSet, val: PairSet, test: PairSet, threshold_metric: ThresholdMetric
+) -> tuple[np.ndarray, float]:
     """(test scores in [0, 1], threshold picked on val) of 1-NN on concatenated embeddings."""
-    tx = np.concatenate([train[0], train[1]], axis=1)
-    scores = {}
-    for name, (a, b, _y) in (("val", val), ("test", test)):
-        margin = nearest_neighbour_margin(tx, train[2], np.concatenate([a, b], axis=1))
-        scores[name] = (margin + 2) / 4  # margin in [-2, 2] -> [0, 1], order kept
-    return scores["test"], select_threshold(val[2], scores["val"], threshold_metric)
+    train, val, test = map(as_pair_set, (train, val, test))
+    a, b, y = train.arrays()
+    tx = np.concatenate([a, b], axis=1)
+
+    def score(pairs: PairSet) -> np.ndarray:
+        margins = [nearest_neighbour_margin(tx, y, np.concatenate([a, b], axis=1))
+                   for a, b, _ in pairs.batches()]  # fmt: skip
+        margin = np.concatenate(margins) if margins else np.empty(0, np.float32)
+        return (margin + 2) / 4  # margin in [-2, 2] -> [0, 1], order kept
+
+    return score(test), select_threshold(val.y, score(val), threshold_metric)

@@ -9,6 +9,7 @@ Loading it for embeddings of another signature or dimension is an error that say
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import torch
@@ -21,6 +22,13 @@ class CheckpointMismatchError(ValueError):
     pass
 
 
+def plain(value):
+    """Only builtin types (numpy scalars from HDF5 attrs become Python numbers), so the
+    checkpoint loads with weights_only=True."""
+    return json.loads(json.dumps(value, default=lambda v: v.tolist() if hasattr(v, "tolist")
+                                 else str(v)))  # fmt: skip
+
+
 def save_checkpoint(path: Path, model: PairClassifier, meta: dict) -> Path:
     required = {"embedder", "signature", "dim", "interactions", "slot_transform", "hidden",
                 "dropout", "threshold"}  # fmt: skip
@@ -28,7 +36,7 @@ def save_checkpoint(path: Path, model: PairClassifier, meta: dict) -> Path:
     if missing:
         raise ValueError(f"checkpoint metadata lacks {sorted(missing)}")
     with atomic_path(path) as tmp:
-        torch.save({"state_dict": model.state_dict(), "meta": meta}, tmp)
+        torch.save({"state_dict": model.state_dict(), "meta": plain(meta)}, tmp)
     return path
 
 

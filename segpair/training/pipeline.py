@@ -10,18 +10,21 @@ import pandas as pd
 
 from segpair.embeddings.cache import EmbeddingStore
 from segpair.errors import InputDataError
-from segpair.training.baselines import logistic_regression, one_nearest_neighbour
+from segpair.training.baselines import (
+    baseline_training_pairs,
+    logistic_regression,
+    one_nearest_neighbour,
+)
+from segpair.training.data import PairSet, plan_gather
 from segpair.training.evaluate import stratified_metrics
 from segpair.training.metrics import binary_metrics
 from segpair.training.train import (
     TrainConfig,
     TrainResult,
-    predict,
+    predict_pairs,
     report_learning,
     train_pair_classifier,
 )
-
-Split = tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
 @dataclass
@@ -34,6 +37,7 @@ class TrainingOutcome:
     stratified: pd.DataFrame  # the MLP per stratum
     learning: dict
     sizes: dict[str, int]
+    embeddings_in_memory: bool  # False: batches were read from the HDF5 cache
 
 
 def select_pairs(pairs: pd.DataFrame, schema_pairs: list[list[str]] | None) -> pd.DataFrame:
@@ -51,7 +55,8 @@ def select_pairs(pairs: pd.DataFrame, schema_pairs: list[list[str]] | None) -> p
     return pairs[pairs["schema_pair"].astype(str).isin(names)]
 
 
-def gather_split(pairs: pd.DataFrame, store: EmbeddingStore, split: str) -> Split:
+def split_rows(pairs: pd.DataFrame, store: EmbeddingStore, split: str):
+    """(rows_a, rows_b, labels) of one split, as rows of the master cache."""
     part = pairs[pairs["split"] == split]
     if part.empty or part["label"].nunique() < 2:
         raise InputDataError(
@@ -71,10 +76,22 @@ def gather_split(pairs: pd.DataFrame, store: EmbeddingStore, split: str) -> Spli
             "train with an embedder that covers these proteins (kmer_aa3 covers all)",
         )
     return (
-        store.gather(part["brc_a"]),
-        store.gather(part["brc_b"]),
+        store.rows_of(part["brc_a"]),
+        store.rows_of(part["brc_b"]),
         part["label"].to_numpy().astype(np.float32),
     )
+
+
+def gather_splits(
+    pairs: pd.DataFrame, store: EmbeddingStore, memory_budget_gb: float
+) -> tuple[dict[str, PairSet], bool]:
+    """Train/val/test pair sets, their vectors in memory when they fit the budget (each
+    protein once), else read from the HDF5 cache batch by batch."""
+    names = ("train", "val", "test")
+    rows = {s: split_rows(pairs, store, s) for s in names}
+    source, remapped, in_memory = plan_gather(store, [rows[s][:2] for s in names], memory_budget_gb)
+    sets = {s: PairSet(source, *remapped[i], rows[s][2]) for i, s in enumerate(names)}
+    return sets, in_memory
 
 
 def run_training(
@@ -83,19 +100,23 @@ def run_training(
     schema_pairs: list[list[str]] | None,
     config: TrainConfig,
     on_epoch: Callable[[int, dict[str, float]], None] | None = None,
+    memory_budget_gb: float = 8.0,
+    baseline_max_train_pairs: int | None = 50_000,
 ) -> TrainingOutcome:
     chosen = select_pairs(pairs, schema_pairs)
-    train, val, test = (gather_split(chosen, store, s) for s in ("train", "val", "test"))
+    sets, in_memory = gather_splits(chosen, store, memory_budget_gb)
+    train, val, test = sets["train"], sets["val"], sets["test"]
     result = train_pair_classifier(train, val, config, on_epoch)
-    scores = {"mlp": predict(result.model, test[0], test[1])}
+    scores = {"mlp": predict_pairs(result.model, test)}
     thresholds = {"mlp": result.threshold}
+    baseline_train = baseline_training_pairs(train, baseline_max_train_pairs, config.seed)
     scores["logreg"], thresholds["logreg"] = logistic_regression(
-        train, val, test, config.interactions, config.threshold_metric, seed=config.seed
+        baseline_train, val, test, config.interactions, config.threshold_metric, seed=config.seed
     )
     scores["1nn"], thresholds["1nn"] = one_nearest_neighbour(
-        train, val, test, config.threshold_metric
+        baseline_train, val, test, config.threshold_metric
     )
-    metrics = {k: binary_metrics(test[2], scores[k], thresholds[k]) for k in scores}
+    metrics = {k: binary_metrics(test.y, scores[k], thresholds[k]) for k in scores}
     test_pairs = chosen[chosen["split"] == "test"].reset_index(drop=True)
     return TrainingOutcome(
         result=result,
@@ -104,9 +125,10 @@ def run_training(
         thresholds=thresholds,
         metrics=metrics,
         stratified=stratified_metrics(test_pairs, scores["mlp"], result.threshold),
-        learning=report_learning(result, test[2], metrics["mlp"]),
+        learning=report_learning(result, test.y, metrics["mlp"]),
         sizes={
-            f"n_{s}": len(x[2])
-            for s, x in zip(("train", "val", "test"), (train, val, test), strict=True)
-        },
+            **{f"n_{s}": len(x) for s, x in sets.items()},
+            "n_baseline_train": len(baseline_train),
+        },  # fmt: skip
+        embeddings_in_memory=in_memory,
     )

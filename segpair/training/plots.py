@@ -67,3 +67,20 @@ def similarity_png(positive: np.ndarray, negative: np.ndarray, title: str) -> by
     ax.set(xlabel="cosine similarity", ylabel="density", title=title)
     ax.legend()
     return _png(fig)
+
+
+def score_histogram_png(groups: dict[str, np.ndarray], threshold: float, title: str) -> bytes:
+    """Histograms of pair scores per group (e.g. pairs seen in training vs new), threshold
+    marked: within-isolate pairs far below it are the suspects."""
+    fig, ax = plt.subplots(figsize=(6.4, 3.8))
+    bins = np.linspace(0, 1, 41)
+    for name, values in groups.items():
+        if len(values):
+            ax.hist(values, bins=bins, alpha=0.55, label=f"{name} (n={len(values)})")
+    ax.axvline(threshold, color="k", ls="--", lw=1, label=f"threshold {threshold:.2f}")
+    ax.set_xlabel("score (probability of one isolate)")
+    ax.set_ylabel("pairs")
+    ax.set_yscale("log")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    return _png(fig)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from segpair.training.data import PairSet, as_pair_set
 from segpair.training.features import Interaction, SlotTransform
 from segpair.training.metrics import ThresholdMetric, binary_metrics, select_threshold
 from segpair.training.model import PairClassifier
@@ -58,44 +59,46 @@ class TrainResult:
 
 def predict(model: PairClassifier, a: np.ndarray, b: np.ndarray, batch: int = 4096) -> np.ndarray:
     """Probabilities that each pair comes from one isolate."""
+    return predict_pairs(model, PairSet.from_arrays(a, b, np.zeros(len(a))), batch)
+
+
+def _logits(model: PairClassifier, pairs: PairSet, batch: int) -> Iterator:
     model.eval()
     device = next(model.parameters()).device
-    out = []
     with torch.inference_mode():
-        for s in range(0, len(a), batch):
-            ta = torch.as_tensor(a[s : s + batch], dtype=torch.float32, device=device)
-            tb = torch.as_tensor(b[s : s + batch], dtype=torch.float32, device=device)
-            out.append(torch.sigmoid(model(ta, tb)).cpu().numpy())
+        for a, b, y in pairs.batches(batch):
+            ta = torch.as_tensor(a, dtype=torch.float32, device=device)
+            tb = torch.as_tensor(b, dtype=torch.float32, device=device)
+            yield model(ta, tb), torch.as_tensor(y, dtype=torch.float32, device=device)
+
+
+def predict_pairs(model: PairClassifier, pairs: PairSet, batch: int = 4096) -> np.ndarray:
+    out = [torch.sigmoid(logits).cpu().numpy() for logits, _ in _logits(model, pairs, batch)]
     return np.concatenate(out) if out else np.empty(0, dtype=np.float32)
 
 
-def _loss(model, a, b, y, batch=4096) -> float:
-    model.eval()
-    device = next(model.parameters()).device
-    total, n = 0.0, 0
+def _scores_and_loss(model: PairClassifier, pairs: PairSet, batch: int = 4096):
+    """One pass over the pairs (one read when they are streamed): probabilities, mean BCE."""
     fn = nn.BCEWithLogitsLoss(reduction="sum")
-    with torch.inference_mode():
-        for s in range(0, len(a), batch):
-            ta = torch.as_tensor(a[s : s + batch], dtype=torch.float32, device=device)
-            tb = torch.as_tensor(b[s : s + batch], dtype=torch.float32, device=device)
-            ty = torch.as_tensor(y[s : s + batch], dtype=torch.float32, device=device)
-            total += float(fn(model(ta, tb), ty))
-            n += len(ty)
-    return total / max(n, 1)
+    scores, total = [], 0.0
+    for logits, y in _logits(model, pairs, batch):
+        scores.append(torch.sigmoid(logits).cpu().numpy())
+        total += float(fn(logits, y))
+    out = np.concatenate(scores) if scores else np.empty(0, dtype=np.float32)
+    return out, total / max(len(pairs), 1)
 
 
 def train_pair_classifier(
-    train: tuple[np.ndarray, np.ndarray, np.ndarray],
-    val: tuple[np.ndarray, np.ndarray, np.ndarray],
+    train: PairSet | tuple[np.ndarray, np.ndarray, np.ndarray],
+    val: PairSet | tuple[np.ndarray, np.ndarray, np.ndarray],
     config: TrainConfig,
     on_epoch: Callable[[int, dict[str, float]], None] | None = None,
 ) -> TrainResult:
-    """Train on (emb_a, emb_b, labels); early-stop and pick the threshold on val."""
+    """Train on pairs (or (emb_a, emb_b, labels)); early-stop and pick the threshold on val."""
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
-    a_tr, b_tr, y_tr = train
-    a_va, b_va, y_va = val
-    dim = a_tr.shape[1]
+    train, val = as_pair_set(train), as_pair_set(val)
+    dim = train.dim
     model = PairClassifier(
         dim, config.interactions, config.hidden, config.dropout, config.slot_transform
     ).to(config.device)
@@ -106,30 +109,31 @@ def train_pair_classifier(
     nn.init.zeros_(last.bias)
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     loss_fn = nn.BCEWithLogitsLoss()
-    initial_loss = _loss(model, a_tr, b_tr, y_tr)
+    initial_loss = _scores_and_loss(model, train)[1]
 
     history: list[dict[str, float]] = []
     best_score, best_state, best_epoch, waited = -np.inf, None, 0, 0
     stopped_early = False
     for epoch in range(1, config.max_epochs + 1):
         model.train()
-        order = rng.permutation(len(y_tr))
+        order = rng.permutation(len(train))
         total = 0.0
         for s in range(0, len(order), config.batch_size):
             idx = order[s : s + config.batch_size]
-            ta = torch.as_tensor(a_tr[idx], dtype=torch.float32, device=config.device)
-            tb = torch.as_tensor(b_tr[idx], dtype=torch.float32, device=config.device)
-            ty = torch.as_tensor(y_tr[idx], dtype=torch.float32, device=config.device)
+            a, b = train.batch(idx)
+            ta = torch.as_tensor(a, dtype=torch.float32, device=config.device)
+            tb = torch.as_tensor(b, dtype=torch.float32, device=config.device)
+            ty = torch.as_tensor(train.y[idx], dtype=torch.float32, device=config.device)
             opt.zero_grad()
             loss = loss_fn(model(ta, tb), ty)
             loss.backward()
             opt.step()
             total += loss.item() * len(idx)
-        val_scores = predict(model, a_va, b_va)
-        val_metrics = binary_metrics(y_va, val_scores, 0.5)
+        val_scores, val_loss = _scores_and_loss(model, val)
+        val_metrics = binary_metrics(val.y, val_scores, 0.5)
         row = {
-            "train_loss": total / len(y_tr),
-            "val_loss": _loss(model, a_va, b_va, y_va),
+            "train_loss": total / len(train),
+            "val_loss": val_loss,
             "val_f1": val_metrics["f1"],
             "val_auc": val_metrics["auc_roc"],
         }
@@ -152,7 +156,7 @@ def train_pair_classifier(
                 stopped_early = True
                 break
     model.load_state_dict(best_state)
-    threshold = select_threshold(y_va, predict(model, a_va, b_va), config.threshold_metric)
+    threshold = select_threshold(val.y, predict_pairs(model, val), config.threshold_metric)
     return TrainResult(model, history, best_epoch, threshold, initial_loss, stopped_early)
 
 

@@ -13,6 +13,7 @@ from resources.mlflow_tracking import MlflowTracking
 from resources.storage import SegpairStorage
 from segpair.atomic import atomic_path, write_text_atomic
 from segpair.embeddings.cache import EmbeddingStore
+from segpair.embeddings.factory import description_from_attrs
 from segpair.registry import load_registry
 from segpair.report import markdown_table, png_markdown
 from segpair.training.checkpoint import save_checkpoint
@@ -47,6 +48,20 @@ class PairClassifierConfig(dg.Config):
     early_stopping_metric: Literal["loss", "f1", "auc"] = "auc"
     threshold_metric: Literal["f1", "f0.5", "f2", "fixed"] = "f1"
     seed: int = 42
+    memory_budget_gb: float = Field(
+        default=8.0,
+        gt=0,
+        description="Gather the pairs' embeddings into memory (each protein once) when they "
+        "fit in this many GiB; otherwise read every batch from the HDF5 cache (slower).",
+    )
+    baseline_max_train_pairs: int | None = Field(
+        default=50_000,
+        description="Logistic regression and 1-NN fit on at most this many training pairs "
+        "(a seeded random subsample; they hold them in memory); null: all.",
+    )
+
+
+PIPELINE_ONLY = {"schema_pairs", "interactions", "memory_budget_gb", "baseline_max_train_pairs"}
 
 
 def build_training_asset(embedder: str) -> dg.AssetsDefinition:
@@ -91,7 +106,7 @@ def build_training_asset(embedder: str) -> dg.AssetsDefinition:
                 context.log.warning(f"default schema pairs {skipped} not in segment_pairs")
         schema = schema or None
         train_config = TrainConfig(
-            **config.model_dump(exclude={"schema_pairs", "interactions"}),
+            **config.model_dump(exclude=PIPELINE_ONLY),
             interactions=validate_interactions(list(config.interactions)),
         )
         out_dir = storage.root / "models" / virus_name / version / embedder
@@ -120,9 +135,17 @@ def build_training_asset(embedder: str) -> dg.AssetsDefinition:
                     f"{row['val_loss']:.4f} val_auc {row['val_auc']:.3f}"
                 )
 
-            outcome = run_training(segment_pairs, embeddings, schema, train_config, on_epoch)
+            outcome = run_training(
+                segment_pairs, embeddings, schema, train_config, on_epoch,
+                config.memory_budget_gb, config.baseline_max_train_pairs,
+            )  # fmt: skip
+            context.log.info(
+                f"{outcome.sizes['n_train']} training pairs, embeddings "
+                + ("gathered in memory" if outcome.embeddings_in_memory else "streamed from HDF5")
+            )
             r, m = outcome.result, outcome.metrics
-            mlflow.log_params(outcome.sizes)
+            mlflow.log_params({**outcome.sizes,
+                               "embeddings_in_memory": outcome.embeddings_in_memory})  # fmt: skip
             for scorer, values in m.items():
                 mlflow.log_metrics({f"test_{scorer}_{k}": v for k, v in values.items()})
             mlflow.log_metrics({"threshold": r.threshold, "best_epoch": r.best_epoch,
@@ -150,6 +173,7 @@ def build_training_asset(embedder: str) -> dg.AssetsDefinition:
                 outcome.stratified.to_csv(tmp, index=False)
             meta = {
                 "embedder": embedder, "signature": embeddings.signature, "dim": embeddings.dim,
+                "embedder_description": description_from_attrs(embeddings.attrs),
                 "interactions": list(config.interactions), "slot_transform": config.slot_transform,
                 "hidden": list(config.hidden), "dropout": config.dropout,
                 "threshold": r.threshold, "schema_pairs": schema, "virus": virus_name,
@@ -181,6 +205,7 @@ def build_training_asset(embedder: str) -> dg.AssetsDefinition:
                 "initial_loss": round(r.initial_loss, 4),
                 "beats_majority": bool(outcome.learning["beats_majority"]),
                 **outcome.sizes,
+                "embeddings_in_memory": outcome.embeddings_in_memory,
                 "model_vs_baselines": dg.MetadataValue.md(markdown_table(comparison.round(4))),
                 "stratified": dg.MetadataValue.md(
                     markdown_table(

@@ -1,0 +1,328 @@
+"""Scoring protein pairs with a trained pair classifier: the user-facing prediction path.
+
+Given a checkpoint (`model.pt`) and proteins (a `protein_final` table, or files read by
+`read_proteins`), score either pairs the user names or every cross-segment pair inside
+each isolate. The proteins are embedded by the embedder rebuilt from the checkpoint's
+description, and the checkpoint refuses to load unless that embedder's signature and
+dimension equal the ones it was trained on.
+
+Pairs are oriented as in training: function a is the first of the model's schema pair
+(or, for pairs outside it, the earlier protein in the registry's order). Pairs whose
+functions the model never saw are scored but marked `in_training_schema = False`: the
+model has no evidence about them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from segpair.cleaning import CleaningReport, build_protein_final
+from segpair.embeddings.base import Embedder, signature_of
+from segpair.embeddings.factory import embedder_from_description
+from segpair.embeddings.pipeline import input_sequences
+from segpair.errors import InputDataError
+from segpair.readers import read_data_version, read_fasta, read_tables
+from segpair.readers.manifest import is_fasta_path, is_table_path
+from segpair.registry import VirusSpec
+from segpair.training.checkpoint import CheckpointMismatchError, load_checkpoint
+from segpair.training.model import PairClassifier
+from segpair.training.train import predict
+
+SCORE_COLUMNS = [
+    *("assembly_id_a", "assembly_id_b", "brc_a", "brc_b", "function_a", "function_b"),
+    *("schema_pair", "in_training_schema", "score", "same_isolate", "status"),
+]
+Progress = Callable[[int, int], None]  # (sequences embedded so far, total)
+
+
+# ------------------------------------------------------------------ input
+
+
+def read_proteins(
+    path: Path, virus: VirusSpec, metadata_table: Path | None = None
+) -> tuple[pd.DataFrame, CleaningReport, str]:
+    """A protein_final table from a data-version folder, a FASTA file or a table file,
+    cleaned by the same rule as the pipeline: (proteins, cleaning report, reader used)."""
+    path = Path(path)
+    if path.is_dir():
+        result, _manifest, _reason = read_data_version(path, virus)
+    elif is_fasta_path(path):
+        result = read_fasta([path], virus, metadata_table)
+    elif is_table_path(path):
+        result = read_tables([path], virus)
+    else:
+        raise InputDataError(
+            str(path),
+            "is neither a folder, a FASTA file (.fasta/.fa/.faa/.fna) nor a table "
+            "(.tsv/.csv/.parquet)",
+            "give a data-version folder or one file with one of those suffixes",
+        )
+    proteins, report = build_protein_final(result.records, virus)
+    return proteins, report, result.reader
+
+
+# ------------------------------------------------------------------ pairs
+
+
+def _function_order(virus: VirusSpec) -> dict[str, int]:
+    return {name: i for i, name in enumerate(virus.protein_names())}
+
+
+def orient(
+    pairs: pd.DataFrame, virus: VirusSpec, schema_pairs: list[list[str]] | None
+) -> pd.DataFrame:
+    """Swap a/b where the model saw the functions the other way round; mark pairs outside
+    the training schema (all pairs of different functions count when it was trained on all)."""
+    trained = {tuple(p) for p in schema_pairs} if schema_pairs else None
+    order = _function_order(virus)
+    fa, fb = pairs["function_a"].astype(str), pairs["function_b"].astype(str)
+    if trained is None:
+        swap = fa.map(order).fillna(1e9) > fb.map(order).fillna(1e9)
+    else:
+        forward = [(a, b) in trained for a, b in zip(fa, fb, strict=True)]
+        backward = [(b, a) in trained for a, b in zip(fa, fb, strict=True)]
+        by_order = fa.map(order).fillna(1e9) > fb.map(order).fillna(1e9)
+        swap = pd.Series(backward, index=pairs.index) | (
+            ~pd.Series(forward, index=pairs.index) & by_order
+        )
+    out = pairs.copy()
+    for left, right in (("brc_a", "brc_b"), ("function_a", "function_b"),
+                        ("assembly_id_a", "assembly_id_b")):  # fmt: skip
+        out.loc[swap, [left, right]] = pairs.loc[swap, [right, left]].to_numpy()
+    out["schema_pair"] = out["function_a"].astype(str) + "-" + out["function_b"].astype(str)
+    if trained is None:
+        out["in_training_schema"] = out["function_a"] != out["function_b"]
+    else:
+        out["in_training_schema"] = [
+            (a, b) in trained for a, b in zip(out["function_a"], out["function_b"], strict=True)
+        ]
+    return out
+
+
+def isolate_pairs(
+    proteins: pd.DataFrame,
+    virus: VirusSpec,
+    schema_pairs: list[list[str]] | None,
+    only_training_schema: bool = True,
+) -> pd.DataFrame:
+    """Every cross-segment protein pair inside each isolate (assembly), oriented for the model;
+    with `only_training_schema`, only the function pairs the model was trained on."""
+    p = proteins[["brc_fea_id", "assembly_id", "segment", "function"]].astype(str)
+    merged = p.merge(p, on="assembly_id", suffixes=("_a", "_b"))
+    merged = merged[merged["segment_a"] != merged["segment_b"]]
+    order = _function_order(virus)
+    # keep each unordered pair once (the earlier function in registry order first)
+    ka = merged["function_a"].map(order).fillna(1e9)
+    kb = merged["function_b"].map(order).fillna(1e9)
+    keep = (ka < kb) | ((ka == kb) & (merged["brc_fea_id_a"] < merged["brc_fea_id_b"]))
+    merged = merged[keep]
+    pairs = pd.DataFrame({
+        "assembly_id_a": merged["assembly_id"], "assembly_id_b": merged["assembly_id"],
+        "brc_a": merged["brc_fea_id_a"], "brc_b": merged["brc_fea_id_b"],
+        "function_a": merged["function_a"], "function_b": merged["function_b"],
+    }).reset_index(drop=True)  # fmt: skip
+    pairs = orient(pairs, virus, schema_pairs)
+    if only_training_schema:
+        pairs = pairs[pairs["in_training_schema"]].reset_index(drop=True)
+    return pairs
+
+
+PAIR_ID_COLUMNS = [("brc_a", "brc_b"), ("id_a", "id_b"), ("protein_a", "protein_b")]
+
+
+def requested_pairs(
+    proteins: pd.DataFrame, wanted: pd.DataFrame, virus: VirusSpec, schema_pairs, where: str
+) -> pd.DataFrame:
+    """The pairs a user lists (columns brc_a/brc_b, id_a/id_b or protein_a/protein_b),
+    looked up in the proteins and oriented for the model."""
+    cols = next((c for c in PAIR_ID_COLUMNS if set(c) <= set(wanted.columns)), None)
+    if cols is None:
+        raise InputDataError(
+            where,
+            f"has columns {list(wanted.columns)}, none of the pair id column pairs "
+            f"{PAIR_ID_COLUMNS}",
+            "name the two protein id columns brc_a and brc_b",
+        )
+    a, b = wanted[cols[0]].astype(str), wanted[cols[1]].astype(str)
+    known = proteins.set_index(proteins["brc_fea_id"].astype(str))
+    unknown = sorted((set(a) | set(b)) - set(known.index))
+    if unknown:
+        raise InputDataError(
+            where,
+            f"names {len(unknown)} protein ids not among the proteins given, e.g. {unknown[:5]}",
+            "use the ids of the protein input (its brc_fea_id column; for FASTA the record id)",
+        )
+    pairs = pd.DataFrame({
+        "assembly_id_a": known.loc[a, "assembly_id"].astype(str).to_numpy(),
+        "assembly_id_b": known.loc[b, "assembly_id"].astype(str).to_numpy(),
+        "brc_a": a.to_numpy(), "brc_b": b.to_numpy(),
+        "function_a": known.loc[a, "function"].astype(str).to_numpy(),
+        "function_b": known.loc[b, "function"].astype(str).to_numpy(),
+    })  # fmt: skip
+    return orient(pairs, virus, schema_pairs)
+
+
+def read_pair_list(path: Path) -> pd.DataFrame:
+    from segpair.readers.common import read_any_table
+
+    return read_any_table(Path(path))
+
+
+# ------------------------------------------------------------------ scoring
+
+
+@dataclass
+class PairScorer:
+    """A checkpoint together with the embedder it needs."""
+
+    model: PairClassifier
+    meta: dict
+    embedder: Embedder | None  # None when the vectors come from a master cache
+
+    @classmethod
+    def from_checkpoint(
+        cls, path: Path, model: str | None = None, device: str = "auto"
+    ) -> PairScorer:
+        """Load `model.pt`, rebuild its embedder (weights from `model` when they moved)."""
+        meta = torch.load(path, map_location="cpu", weights_only=True)["meta"]
+        description = meta.get("embedder_description")
+        if not description:
+            raise CheckpointMismatchError(
+                f"{path} does not record how its embeddings were made (saved by an older "
+                "segpair): re-materialize its pair_classifier asset to score with it"
+            )
+        embedder = embedder_from_description(meta["embedder"], description, model, device)
+        signature = signature_of(embedder.describe())
+        clf, meta = load_checkpoint(path, expected_signature=signature, expected_dim=embedder.dim)
+        return cls(clf, meta, embedder)
+
+    @property
+    def threshold(self) -> float:
+        return float(self.meta["threshold"])
+
+    @property
+    def schema_pairs(self) -> list[list[str]] | None:
+        return self.meta.get("schema_pairs")
+
+    def embed(
+        self, proteins: pd.DataFrame, chunk: int = 512, progress: Progress | None = None
+    ) -> tuple[np.ndarray, dict[str, int], dict[str, str]]:
+        """(vectors, protein id -> row, protein id -> why it has no vector); each distinct
+        sequence is embedded once."""
+        if self.embedder is None:
+            raise ValueError("this scorer has no embedder: build it with from_checkpoint")
+        ids = proteins["brc_fea_id"].astype(str).to_numpy()
+        seqs = input_sequences(proteins, self.embedder.input_kind).to_numpy()
+        unique, inverse = np.unique(seqs, return_inverse=True)
+        vectors = np.zeros((len(unique), self.embedder.dim), dtype=np.float32)
+        ok = np.zeros(len(unique), dtype=bool)
+        reasons: dict[int, str] = {}
+        for s in range(0, len(unique), chunk):
+            block = [str(x) for x in unique[s : s + chunk]]
+            todo = [i for i, x in enumerate(block) if x]
+            out = self.embedder.embed([block[i] for i in todo])
+            for row, pos in enumerate(out.ok):
+                vectors[s + todo[pos]] = out.vectors[row]
+                ok[s + todo[pos]] = True
+            reasons.update({s + todo[pos]: why for pos, why in out.failed.items()})
+            reasons.update({s + i: "no sequence for this embedder's input" for i, x in
+                            enumerate(block) if not x})  # fmt: skip
+            if progress:
+                progress(min(s + chunk, len(unique)), len(unique))
+        row_of = {pid: int(inverse[i]) for i, pid in enumerate(ids) if ok[inverse[i]]}
+        failed = {pid: reasons.get(int(inverse[i]), "not embedded") for i, pid in enumerate(ids)
+                  if not ok[inverse[i]]}  # fmt: skip
+        return vectors, row_of, failed
+
+    def score(
+        self,
+        pairs: pd.DataFrame,
+        vectors: np.ndarray,
+        row_of: dict[str, int],
+        failed: dict[str, str],
+    ) -> pd.DataFrame:
+        """Scores for oriented pairs; pairs with a protein that has no vector get status
+        'not scored: ...' and an empty score."""
+        a_rows = pairs["brc_a"].map(row_of)
+        b_rows = pairs["brc_b"].map(row_of)
+        scorable = (a_rows.notna() & b_rows.notna()).to_numpy()
+        scores = np.full(len(pairs), np.nan, dtype=np.float32)
+        if scorable.any():
+            a = vectors[a_rows[scorable].astype(int).to_numpy()]
+            b = vectors[b_rows[scorable].astype(int).to_numpy()]
+            scores[scorable] = predict(self.model, a, b)
+        out = pairs.copy()
+        out["score"] = scores
+        out["same_isolate"] = pd.array(
+            np.where(scorable, scores >= self.threshold, pd.NA), dtype="boolean"
+        )
+        status = np.full(len(pairs), "scored", dtype=object)
+        for i in np.flatnonzero(~scorable):
+            pid = out["brc_a"].iat[i] if out["brc_a"].iat[i] not in row_of else out["brc_b"].iat[i]
+            status[i] = f"not scored: {pid} {failed.get(pid, 'has no vector')}"
+        out["status"] = status
+        return out[SCORE_COLUMNS]
+
+    def score_proteins(
+        self,
+        proteins: pd.DataFrame,
+        virus: VirusSpec,
+        wanted: pd.DataFrame | None = None,
+        wanted_where: str = "pair list",
+        only_training_schema: bool = True,
+        progress: Progress | None = None,
+    ) -> pd.DataFrame:
+        """Score the listed pairs, or else every cross-segment pair inside each isolate."""
+        if wanted is not None:
+            pairs = requested_pairs(proteins, wanted, virus, self.schema_pairs, wanted_where)
+        else:
+            pairs = isolate_pairs(proteins, virus, self.schema_pairs, only_training_schema)
+        used = set(pairs["brc_a"]) | set(pairs["brc_b"])
+        subset = proteins[proteins["brc_fea_id"].astype(str).isin(used)]
+        vectors, row_of, failed = self.embed(subset, progress=progress)
+        return self.score(pairs, vectors, row_of, failed)
+
+
+def mark_seen_pairs(scores: pd.DataFrame, segment_pairs: pd.DataFrame) -> pd.DataFrame:
+    """Add `seen_in`: the split in which the pair (either orientation) was a labelled pair of
+    segment_pairs, or 'new'. Scores of training pairs are optimistic; val/test/new are not."""
+    split_of: dict[tuple[str, str], str] = {}
+    for a, b, split in zip(segment_pairs["brc_a"].astype(str), segment_pairs["brc_b"].astype(str),
+                           segment_pairs["split"].astype(str), strict=True):  # fmt: skip
+        split_of[(a, b)] = split_of[(b, a)] = split
+    out = scores.copy()
+    out["seen_in"] = [split_of.get((a, b), "new")
+                      for a, b in zip(out["brc_a"], out["brc_b"], strict=True)]  # fmt: skip
+    return out
+
+
+def isolate_summary(scores: pd.DataFrame, threshold: float) -> pd.DataFrame:
+    """Per isolate, from its within-isolate pair scores: the weakest pair and how many pairs
+    fall below the threshold. Isolates at the top are the candidates for mis-joined
+    records or reassortment."""
+    within = scores[(scores["assembly_id_a"] == scores["assembly_id_b"]) & scores["score"].notna()]
+    within = within.astype({"score": "float64"})
+    if within.empty:
+        return pd.DataFrame(
+            columns=["assembly_id", "n_pairs", "n_below_threshold", "min_score", "weakest_pair"]
+        )
+    weakest = within.loc[within.groupby("assembly_id_a")["score"].idxmin()]
+    summary = within.groupby("assembly_id_a").agg(
+        n_pairs=("score", "size"),
+        n_below_threshold=("score", lambda s: int((s < threshold).sum())),
+        min_score=("score", "min"),
+    )
+    summary["weakest_pair"] = weakest.set_index("assembly_id_a").apply(
+        lambda r: f"{r['brc_a']} ({r['function_a']}) - {r['brc_b']} ({r['function_b']})", axis=1
+    )
+    return (
+        summary.reset_index(names="assembly_id")
+        .sort_values(["n_below_threshold", "min_score"], ascending=[False, True])
+        .reset_index(drop=True)
+    )
