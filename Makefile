@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 export DAGSTER_HOME := $(CURDIR)/.dagster_home
 export SEGPAIR_DATA_ROOT := $(CURDIR)/data
 
-.PHONY: demo test ui mlflow-ui lint format
+.PHONY: demo test browser ui mlflow-ui lint format
 
 # torch==2.13.0 first: it is the CPU build, and installing it before the project keeps
 # pip from resolving `torch>=2.5` to the registry's CUDA build (several GB).
@@ -22,7 +22,17 @@ $(BIN)/.installed: pyproject.toml
 demo: $(BIN)/.installed
 	$(BIN)/segpair demo
 
-test: $(BIN)/.installed
+# The browser tests drive Debian's chromium + chromium-driver (never a downloaded browser).
+# Installed here where apt-get runs as root; elsewhere those tests skip and say why.
+browser:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; \
+	elif command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+		echo "installing Debian chromium + chromium-driver for the browser tests"; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			chromium chromium-driver >/dev/null) || echo "apt-get failed: browser tests will skip"; \
+	else echo "no chromium and no root apt-get: the browser tests will skip"; fi
+
+test: $(BIN)/.installed browser
 	$(BIN)/pytest
 
 ui: $(BIN)/.installed

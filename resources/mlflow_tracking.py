@@ -36,15 +36,36 @@ class MlflowTracking(dg.ConfigurableResource):
         mlflow.set_tracking_uri(self.tracking_uri)
         return mlflow
 
+    @contextlib.contextmanager
+    def _store_lock(self) -> Iterator[None]:
+        """Several steps of one run (the multiprocess executor) may open a new SQLite store
+        at once: creating its tables and the experiment is done by one process at a time."""
+        if not self.tracking_uri.startswith("sqlite:///"):
+            yield
+            return
+        from filelock import FileLock
+
+        db = Path(self.tracking_uri.removeprefix("sqlite:///"))
+        with FileLock(str(db) + ".lock", timeout=300):
+            yield
+
     def experiment_id(self, name: str) -> str:
         mlflow = self._client_setup()
-        found = mlflow.get_experiment_by_name(name)
-        if found is not None:
-            return found.experiment_id
-        location = None
-        if not self.tracking_uri.startswith("http"):
-            location = (Path(self.artifact_root) / name).resolve().as_uri()
-        return mlflow.create_experiment(name, artifact_location=location)
+        with self._store_lock():
+            found = mlflow.get_experiment_by_name(name)
+            if found is not None:
+                return found.experiment_id
+            location = None
+            if not self.tracking_uri.startswith("http"):
+                location = (Path(self.artifact_root) / name).resolve().as_uri()
+            try:
+                return mlflow.create_experiment(name, artifact_location=location)
+            except mlflow.exceptions.MlflowException:
+                # a server shared with other processes: someone created it meanwhile
+                found = mlflow.get_experiment_by_name(name)
+                if found is None:
+                    raise
+                return found.experiment_id
 
     @contextlib.contextmanager
     def run(self, experiment: str, run_name: str, tags: dict[str, str]) -> Iterator[object]:

@@ -61,6 +61,9 @@ class VirusSpec(BaseModel):
     organism_patterns: list[str] = Field(default_factory=list)
     demo_data_version: str = "simulated_v1"
     training_schema_pairs: list[list[str]] = Field(default_factory=list)
+    # Run-config preset of this virus's job: asset name -> config fields ("pair_classifier"
+    # applies to every pair_classifier_* asset). Merged over what the registry implies.
+    run_config: dict[str, dict] = Field(default_factory=dict)
     simulation: SimulationPreset
     segments: list[SegmentSpec]
 

@@ -23,34 +23,55 @@ from segpair_assets.asset_checks import (
     segment_pairs_proteins_embedded,
 )
 from segpair_assets.assets.diagnostics import diagnostics_assets
-from segpair_assets.assets.embeddings import embedding_assets
+from segpair_assets.assets.embeddings import NEEDS_WEIGHTS_TAG, embedding_assets
 from segpair_assets.assets.pairs import cooccurrence_sets, segment_pairs
 from segpair_assets.assets.preprocessing import protein_final
 from segpair_assets.assets.scoring import scoring_assets
 from segpair_assets.assets.training import training_assets
+from segpair_assets.automation import (
+    eager_automation_enabled,
+    new_data_version_sensor,
+    weekly_refresh_schedules,
+)
 from segpair_assets.embedders import embedder_resources
-from segpair_assets.jobs import segpair_language_model_job, segpair_main_job
+from segpair_assets.jobs import segpair_language_model_job, segpair_main_job, virus_jobs
 
 
-def build_definitions(data_root: str | None = None) -> dg.Definitions:
+def _follow_upstream(spec: dg.AssetSpec) -> dg.AssetSpec:
+    """Eager automation for what runs anywhere: downstream follows a new upstream
+    materialization. protein_final is left to the data-version sensor (it reads files)."""
+    if spec.key == dg.AssetKey("protein_final") or spec.tags.get(NEEDS_WEIGHTS_TAG) == "true":
+        return spec
+    return spec.replace_attributes(automation_condition=dg.AutomationCondition.eager())
+
+
+def build_definitions(
+    data_root: str | None = None, eager_automation: bool | None = None
+) -> dg.Definitions:
+    """The code location; `eager_automation` unset: SEGPAIR_EAGER_AUTOMATION decides."""
     root = data_root or default_data_root()
+    assets = [
+        protein_final,
+        *embedding_assets,
+        cooccurrence_sets,
+        segment_pairs,
+        *training_assets,
+        *diagnostics_assets,
+        *scoring_assets,
+    ]
+    if eager_automation_enabled() if eager_automation is None else eager_automation:
+        assets = dg.map_asset_specs(_follow_upstream, assets)
     return dg.Definitions(
-        assets=[
-            protein_final,
-            *embedding_assets,
-            cooccurrence_sets,
-            segment_pairs,
-            *training_assets,
-            *diagnostics_assets,
-            *scoring_assets,
-        ],
+        assets=assets,
         asset_checks=[
             protein_final_is_valid,
             *embedding_checks,
             segment_pairs_leakage_free,
             segment_pairs_proteins_embedded,
         ],
-        jobs=[segpair_main_job, segpair_language_model_job],
+        jobs=[segpair_main_job, segpair_language_model_job, *virus_jobs],
+        sensors=[new_data_version_sensor],
+        schedules=weekly_refresh_schedules,
         resources={
             "storage": SegpairStorage(data_root=root),
             "parquet_io_manager": PartitionedParquetIOManager(

@@ -95,7 +95,8 @@ def require_shared_data(*parts: str) -> Path:
 
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory):
-    """The flu demo partition through the main job, then the classifier retrained with a
+    """The flu demo partition through the main job (30% metadata-matched hard negatives),
+    shared by the pairs, training, scoring and MLflow tests; then the classifier retrained with a
     second config (HA-NA only): (data_root, first result, second result, definitions).
     The first run's kmer_aa3 model is kept as data_root/main_job_model_kmer_aa3.pt."""
     from segpair_assets.definitions import build_definitions
@@ -108,8 +109,9 @@ def trained(tmp_path_factory):
         instance.add_dynamic_partitions(DATA_VERSION_PARTITIONS_NAME, ["simulated_v1"])
         defs = build_definitions(str(data_root))
         key = partition_key("flu_a", "simulated_v1")
+        hard = {"ops": {"segment_pairs": {"config": {"hard_negative_share": 0.3}}}}
         first = defs.resolve_job_def("segpair_main_job").execute_in_process(
-            instance=instance, partition_key=key
+            instance=instance, partition_key=key, run_config=hard
         )
         # keep the main job's model: the second config below replaces the partition's model.pt
         model_dir = data_root / "models" / "flu_a" / "simulated_v1" / "kmer_aa3"

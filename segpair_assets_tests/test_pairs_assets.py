@@ -22,9 +22,9 @@ def _main_job(instance, data_root, virus="flu_a", version="simulated_v1", run_co
     )
 
 
-def test_main_job_builds_leakage_free_pairs(dagster_instance, data_root):
-    config = {"ops": {"segment_pairs": {"config": {"hard_negative_share": 0.3}}}}
-    result = _main_job(dagster_instance, data_root, run_config=config)
+def test_main_job_builds_leakage_free_pairs(trained):
+    # the session's main-job run of the flu demo (hard_negative_share 0.3), see conftest
+    data_root, result, _second, _defs = trained
     assert result.success
     checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
     assert checks["segment_pairs_leakage_free"].passed

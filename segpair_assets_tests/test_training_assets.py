@@ -101,3 +101,23 @@ def test_streaming_from_hdf5_trains_the_same_model_as_gathering(trained):
     assert streamed.result.history == in_memory.result.history
     for scorer in ("mlp", "logreg", "1nn"):
         np.testing.assert_allclose(streamed.scores[scorer], in_memory.scores[scorer], rtol=1e-5)
+
+
+def _open_store(uri_and_root) -> str:
+    from resources.mlflow_tracking import MlflowTracking
+
+    uri, root = uri_and_root
+    return MlflowTracking(tracking_uri=uri, artifact_root=root).experiment_id("segpair-race")
+
+
+def test_parallel_steps_open_a_new_mlflow_store_safely(tmp_path):
+    """The multiprocess executor runs several training steps at once; on a fresh SQLite
+    store they must not race creating its tables or the experiment (found end to end)."""
+    import multiprocessing
+
+    from resources.mlflow_tracking import default_tracking_uri
+
+    args = (default_tracking_uri(str(tmp_path)), str(tmp_path / "artifacts"))
+    with multiprocessing.get_context("spawn").Pool(4) as pool:
+        ids = pool.map(_open_store, [args] * 4)
+    assert len(set(ids)) == 1

@@ -107,7 +107,9 @@ class DagsterDev:
 def dagster_dev(tmp_path):
     # A tiny ESM-2 saved locally stands in for facebook/esm2_t33_650M_UR50D, loaded the same way.
     model = build_tiny_esm2(tmp_path / "tiny_esm2")
-    dev = DagsterDev(tmp_path, {"SEGPAIR_ESM2_MODEL": str(model)})
+    # the data-version sensor has its own test (test_ui_e2e.py): keep it out of this one
+    env = {"SEGPAIR_ESM2_MODEL": str(model), "SEGPAIR_SENSOR_INTERVAL_SECONDS": "3600"}
+    dev = DagsterDev(tmp_path, env)
     try:
         dev.wait_until_loaded()
         yield dev
@@ -178,7 +180,8 @@ def _materialize_partition(
 
 
 def test_ui_api_materializes_demo_and_a_real_format_sample(dagster_dev):
-    _materialize_partition(dagster_dev, "flu_a", "simulated_v1")
+    # the whole main job on the Bunyavirales demo (the smaller one: 3 segments)
+    _materialize_partition(dagster_dev, "bunya", "simulated_v1")
     shutil.copytree(FIXTURES / "bvbrc", dagster_dev.data / "raw" / "flu_a" / "brc_sample")
     # two isolates: protein_final only (pairs need more isolates than a sample has)
     _materialize_partition(dagster_dev, "flu_a", "brc_sample", assets=["protein_final"])
@@ -188,18 +191,19 @@ def test_ui_api_materializes_demo_and_a_real_format_sample(dagster_dev):
         m["partition"]: {e["label"]: e.get("text", e.get("intValue")) for e in m["metadataEntries"]}
         for m in asset["assetMaterializations"]
     }
-    assert by_partition["simulated_v1|flu_a"]["data_origin"] == "SIMULATED"
+    assert by_partition["simulated_v1|bunya"]["data_origin"] == "SIMULATED"
     assert by_partition["brc_sample|flu_a"]["reader"] == "bvbrc"
     assert by_partition["brc_sample|flu_a"]["dagster/row_count"] == 7
     assert "protein" in asset["definition"]["description"]
     checks = asset["definition"]["assetChecksOrError"]["checks"]
     assert [c["name"] for c in checks] == ["protein_final_is_valid"]
     # the main job also built the k-mer caches; the language-model job builds ESM-2 on demand
-    kmer = dagster_dev.data / "embeddings/flu_a/simulated_v1/master_kmer_aa3_embeddings.h5"
+    kmer = dagster_dev.data / "embeddings/bunya/simulated_v1/master_kmer_aa3_embeddings.h5"
     assert kmer.exists()
+    assert (dagster_dev.data / "models/bunya/simulated_v1/kmer_aa3/isolate_summary.csv").exists()
     _materialize_partition(
         dagster_dev,
-        "flu_a",
+        "bunya",
         "simulated_v1",
         job="segpair_language_model_job",
         assets=["master_embeddings_esm2"],
@@ -210,7 +214,7 @@ def test_ui_api_materializes_demo_and_a_real_format_sample(dagster_dev):
         "... on IntMetadataEntry { intValue } } } } } }"
     )["assetOrError"]["assetMaterializations"][0]
     entries = {e["label"]: e.get("intValue") for e in esm["metadataEntries"]}
-    assert esm["partition"] == "simulated_v1|flu_a" and entries["dim"] == 32
+    assert esm["partition"] == "simulated_v1|bunya" and entries["dim"] == 32
 
     log = dagster_dev.log.read_text()
     assert "DeprecationWarning" not in log and "deprecated" not in log.lower()

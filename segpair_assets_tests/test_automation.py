@@ -1,0 +1,154 @@
+"""Refresh automation: data-version discovery, the sensor, the weekly schedules, the per-virus
+presets and eager automation, evaluated against a real (temporary) Dagster instance."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import time
+
+import dagster as dg
+import pytest
+
+from resources.storage import SegpairStorage
+from segpair.data_versions import complete_folders, latest_versions, scan_raw_root
+from segpair.simulator import SimulationConfig, simulate_population, write_data_version
+from segpair_assets.definitions import build_definitions
+from segpair_assets.jobs import virus_preset
+from segpair_assets.partitions import DATA_VERSION_PARTITIONS_NAME, partition_key
+
+
+def _write(folder, files):
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (folder / name).write_text(text)
+
+
+def test_discovery_marker_stable_listing_and_names(tmp_path):
+    raw = tmp_path / "raw"
+    _write(raw / "flu_a" / "v1", {"manifest.toml": 'format = "fasta"\n', "a.fasta": ">x\nA\n"})
+    _write(raw / "flu_a" / "v2", {"a.fasta": ">x\nA\n"})  # no manifest: needs a stable listing
+    _write(raw / "flu_a" / "bad|name", {"a.fasta": ">x\nA\n"})
+    _write(raw / "flu_a" / ".copying", {"a.fasta": ">x\nA\n"})
+    _write(raw / "not_a_virus" / "v1", {"manifest.toml": ""})
+    (raw / "bunya" / "empty").mkdir(parents=True)
+    found, skipped = scan_raw_root(raw, ["flu_a", "bunya"])
+    assert [f.key for f in found] == ["flu_a/v1", "flu_a/v2"]
+    assert len(skipped) == 1 and "bad|name" in skipped[0] and "rename" in skipped[0]
+
+    complete, pending = complete_folders(found, {}, now=1000.0, stable_seconds=60)
+    assert [f.key for f in complete] == ["flu_a/v1"] and list(pending) == ["flu_a/v2"]
+    complete, pending = complete_folders(found, pending, now=1030.0, stable_seconds=60)
+    assert [f.key for f in complete] == ["flu_a/v1"]  # unchanged for 30 s only
+    # a file still growing restarts the clock
+    (raw / "flu_a" / "v2" / "a.fasta").write_text(">x\nAC\n")
+    grown, _ = scan_raw_root(raw, ["flu_a"])
+    complete, pending = complete_folders(grown, pending, now=1070.0, stable_seconds=60)
+    assert [f.key for f in complete] == ["flu_a/v1"] and pending["flu_a/v2"][1] == 1070.0
+    complete, pending = complete_folders(grown, pending, now=1131.0, stable_seconds=60)
+    assert [f.key for f in complete] == ["flu_a/v1", "flu_a/v2"] and not pending
+
+    os.utime(raw / "flu_a" / "v1" / "a.fasta", (time.time() + 100, time.time() + 100))
+    found, _ = scan_raw_root(raw, ["flu_a"])
+    assert latest_versions(found)["flu_a"].version == "v1"
+
+
+@pytest.fixture
+def root_with_new_version(tmp_path, bunya):
+    config = SimulationConfig(n_isolates=60, seed=3)
+    write_data_version(
+        simulate_population(bunya, config), tmp_path / "raw" / "bunya" / "sim_v2", bunya, config
+    )
+    return tmp_path
+
+
+def test_sensor_adds_the_partition_and_requests_the_preset_job_once(root_with_new_version):
+    root = root_with_new_version
+    defs = build_definitions(str(root))
+    sensor = defs.resolve_sensor_def("new_data_version_sensor")
+    with dg.instance_for_test() as instance:
+        ctx = dg.build_sensor_context(
+            instance=instance, resources={"storage": SegpairStorage(data_root=str(root))},
+            definitions=defs,
+        )  # fmt: skip
+        result = sensor(ctx)
+        (request,) = result.run_requests
+        assert request.partition_key == partition_key("bunya", "sim_v2")
+        assert request.job_name == "segpair_bunya_job"
+        assert request.tags["segpair/trigger"] == "new_data_version_sensor"
+        (add,) = result.dynamic_partitions_requests
+        assert add.partitions_def_name == DATA_VERSION_PARTITIONS_NAME
+        assert list(add.partition_keys) == ["sim_v2"]
+        # the next tick knows the folder: nothing
+        again = sensor(
+            dg.build_sensor_context(
+                instance=instance, cursor=result.cursor, definitions=defs,
+                resources={"storage": SegpairStorage(data_root=str(root))},
+            )
+        )  # fmt: skip
+        assert not again.run_requests and not again.dynamic_partitions_requests
+        assert json.loads(again.cursor)["requested"] == ["bunya/sim_v2"]
+
+
+def test_weekly_schedule_refreshes_the_newest_registered_version(root_with_new_version):
+    root = root_with_new_version
+    defs = build_definitions(str(root))
+    schedule = defs.resolve_schedule_def("weekly_refresh_bunya")
+    assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED
+    when = dt.datetime(2026, 11, 23, 3, tzinfo=dt.UTC)
+    with dg.instance_for_test() as instance:
+        ctx = dg.build_schedule_context(
+            instance=instance, scheduled_execution_time=when,
+            resources={"storage": SegpairStorage(data_root=str(root))},
+            repository_def=defs.get_repository_def(),
+        )  # fmt: skip
+        assert isinstance(schedule.evaluate_tick(ctx).skip_message, str)  # not registered yet
+        instance.add_dynamic_partitions(DATA_VERSION_PARTITIONS_NAME, ["sim_v2"])
+        (request,) = schedule.evaluate_tick(ctx).run_requests
+        assert request.partition_key == partition_key("bunya", "sim_v2")
+        assert request.run_key == "weekly:2026-11-23:bunya/sim_v2"
+
+
+def test_presets_are_valid_run_config_of_each_virus_job(registry, tmp_path):
+    defs = build_definitions(str(tmp_path))
+    flu = virus_preset(registry.get("flu_a"))["ops"]
+    assert flu["segment_pairs"]["config"]["selected_functions"][:3] == ["PB2", "PB1", "PA"]
+    assert flu["pair_classifier_kmer_aa3"]["config"]["schema_pairs"] == [
+        ["HA", "NA"],
+        ["PB2", "PB1"],
+    ]
+    bunya = virus_preset(registry.get("bunya"))["ops"]
+    assert bunya["pair_classifier_kmer_nt6"]["config"]["schema_pairs"] == [
+        ["GP", "N"],
+        ["RdRp", "GP"],
+    ]
+    for virus in registry.names:
+        job = defs.resolve_job_def(f"segpair_{virus}_job")
+        # the job's default config is the preset, and it validates against the assets' schemas
+        assert job.run_config_schema.config_type is not None
+        preset = virus_preset(registry.get(virus))
+        assert dg.validate_run_config(job, preset)
+
+
+def test_eager_automation_requests_downstream_after_an_upstream_materialization(tmp_path):
+    key = partition_key("flu_a", "simulated_v1")
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions(DATA_VERSION_PARTITIONS_NAME, ["simulated_v1"])
+        off = build_definitions(str(tmp_path), eager_automation=False)
+        assert not dg.evaluate_automation_conditions(off, instance).total_requested
+        defs = build_definitions(str(tmp_path), eager_automation=True)
+        first = dg.evaluate_automation_conditions(defs, instance)
+        result = defs.resolve_job_def("segpair_main_job").execute_in_process(
+            instance=instance, partition_key=key, asset_selection=[dg.AssetKey("protein_final")]
+        )
+        assert result.success
+        after = dg.evaluate_automation_conditions(defs, instance, cursor=first.cursor)
+        # everything weight-free downstream follows, in one tick; language models do not
+        for name in ("master_embeddings_kmer_aa3", "cooccurrence_sets", "segment_pairs",
+                     "pair_classifier_kmer_aa3", "isolate_pair_scores_kmer_nt6"):  # fmt: skip
+            assert after.get_requested_partitions(dg.AssetKey(name)) == {key}, name
+        for name in ("master_embeddings_esm2", "pair_classifier_esm2", "protein_final"):
+            assert after.get_num_requested(dg.AssetKey(name)) == 0, name
+        # before anything was materialized, nothing was requested
+        assert first.total_requested == 0
