@@ -71,6 +71,7 @@ def main() -> None:
         if args.embedder == "kmer":
             embedder = KmerEmbedder()
         else:
+            (tmp / "m").mkdir()
             embedder = LanguageModelEmbedder("esm2", "esm2", str(build_model("small", tmp / "m")))
         n_unique = v2["esm2_ready_seq"].nunique()
         print(f"SIMULATED flu, {args.isolates} isolates: {len(v2)} proteins, {n_unique} unique "
