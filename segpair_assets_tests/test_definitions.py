@@ -52,6 +52,13 @@ def test_definitions_load_and_validate(tmp_path):
     }
     for key in graph.get_all_asset_keys():
         assert graph.get(key).description, f"{key} has no description"
+    # language-model embedding steps share the "gpu" concurrency pool (limit in dagster.yaml)
+    pools = {
+        name: defs.resolve_assets_def(dg.AssetKey(f"master_embeddings_{name}")).op.pool
+        for name in ("esm2", "fastesm2", "nucleotide_transformer", "kmer_aa3", "kmer_nt6")
+    }
+    assert pools == {"esm2": "gpu", "fastesm2": "gpu", "nucleotide_transformer": "gpu",
+                     "kmer_aa3": None, "kmer_nt6": None}  # fmt: skip
 
 
 def test_loading_the_code_location_warns_about_nothing(tmp_path):

@@ -38,7 +38,8 @@ class DagsterDev:
         self.port = _free_port()
         self.home = tmp_path / "dagster_home"
         self.home.mkdir()
-        (self.home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+        # the instance settings `make` installs (telemetry off, one GPU-pool step at a time)
+        shutil.copy(REPO_ROOT / "instance" / "dagster.yaml", self.home / "dagster.yaml")
         self.data = tmp_path / "data"
         self.log = tmp_path / "dagster_dev.log"
         env = {

@@ -15,6 +15,7 @@ from segpair.report import markdown_table
 from segpair_assets.embedders import KMER_EMBEDDERS, embedder_descriptions
 from segpair_assets.partitions import virus_and_version, virus_data_version_partitions
 
+GPU_POOL = "gpu"
 NEEDS_WEIGHTS_TAG = "segpair/needs_weights"
 
 
@@ -44,6 +45,8 @@ def build_embedding_asset(name: str, description: str) -> dg.AssetsDefinition:
         group_name="embeddings",
         kinds={"hdf5", "parquet", "pytorch" if needs_weights else "numpy"},
         tags={NEEDS_WEIGHTS_TAG: str(needs_weights).lower()},
+        # one language-model step per GPU: the pool's limit is set in dagster.yaml
+        pool=GPU_POOL if needs_weights else None,
         description=(
             f"Master embedding cache, {description}. One HDF5 file (`emb` N x D, `emb_keys`, "
             "model metadata in attrs) and a Parquet index brc_fea_id -> row under "
