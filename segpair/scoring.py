@@ -20,7 +20,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
 from segpair.cleaning import CleaningReport, build_protein_final
 from segpair.embeddings.base import Embedder, signature_of
@@ -30,7 +29,11 @@ from segpair.errors import InputDataError
 from segpair.readers import read_data_version, read_fasta, read_tables
 from segpair.readers.manifest import is_fasta_path, is_table_path
 from segpair.registry import VirusSpec
-from segpair.training.checkpoint import CheckpointMismatchError, load_checkpoint
+from segpair.training.checkpoint import (
+    CheckpointMismatchError,
+    load_checkpoint,
+    read_checkpoint,
+)
 from segpair.training.model import PairClassifier
 from segpair.training.train import predict
 
@@ -77,31 +80,30 @@ def _function_order(virus: VirusSpec) -> dict[str, int]:
 def orient(
     pairs: pd.DataFrame, virus: VirusSpec, schema_pairs: list[list[str]] | None
 ) -> pd.DataFrame:
-    """Swap a/b where the model saw the functions the other way round; mark pairs outside
-    the training schema (all pairs of different functions count when it was trained on all)."""
+    """Swap a/b where the model saw the functions the other way round (registry order for
+    pairs it never saw); mark pairs outside the training schema (trained on all pairs:
+    every pair of two different functions is inside)."""
     trained = {tuple(p) for p in schema_pairs} if schema_pairs else None
     order = _function_order(virus)
+
+    def swapped(a: str, b: str) -> bool:
+        if trained is not None and (a, b) in trained:
+            return False
+        if trained is not None and (b, a) in trained:
+            return True
+        return order.get(a, len(order)) > order.get(b, len(order))
+
     fa, fb = pairs["function_a"].astype(str), pairs["function_b"].astype(str)
-    if trained is None:
-        swap = fa.map(order).fillna(1e9) > fb.map(order).fillna(1e9)
-    else:
-        forward = [(a, b) in trained for a, b in zip(fa, fb, strict=True)]
-        backward = [(b, a) in trained for a, b in zip(fa, fb, strict=True)]
-        by_order = fa.map(order).fillna(1e9) > fb.map(order).fillna(1e9)
-        swap = pd.Series(backward, index=pairs.index) | (
-            ~pd.Series(forward, index=pairs.index) & by_order
-        )
+    swap = pd.Series([swapped(a, b) for a, b in zip(fa, fb, strict=True)], index=pairs.index)
     out = pairs.copy()
     for left, right in (("brc_a", "brc_b"), ("function_a", "function_b"),
                         ("assembly_id_a", "assembly_id_b")):  # fmt: skip
         out.loc[swap, [left, right]] = pairs.loc[swap, [right, left]].to_numpy()
     out["schema_pair"] = out["function_a"].astype(str) + "-" + out["function_b"].astype(str)
-    if trained is None:
-        out["in_training_schema"] = out["function_a"] != out["function_b"]
-    else:
-        out["in_training_schema"] = [
-            (a, b) in trained for a, b in zip(out["function_a"], out["function_b"], strict=True)
-        ]
+    out["in_training_schema"] = [
+        a != b if trained is None else (a, b) in trained
+        for a, b in zip(out["function_a"], out["function_b"], strict=True)
+    ]
     return out
 
 
@@ -190,7 +192,8 @@ class PairScorer:
         cls, path: Path, model: str | None = None, device: str = "auto"
     ) -> PairScorer:
         """Load `model.pt`, rebuild its embedder (weights from `model` when they moved)."""
-        meta = torch.load(path, map_location="cpu", weights_only=True)["meta"]
+        blob = read_checkpoint(path)
+        meta = blob["meta"]
         description = meta.get("embedder_description")
         if not description:
             raise CheckpointMismatchError(
@@ -199,7 +202,7 @@ class PairScorer:
             )
         embedder = embedder_from_description(meta["embedder"], description, model, device)
         signature = signature_of(embedder.describe())
-        clf, meta = load_checkpoint(path, expected_signature=signature, expected_dim=embedder.dim)
+        clf, meta = load_checkpoint(path, signature, embedder.dim, blob=blob)
         return cls(clf, meta, embedder)
 
     @property

@@ -90,7 +90,8 @@ def new_data_version_sensor(
         for f in new
     ]
     for f in new:
-        context.log.info(f"new data version {f.key} ({f.path}): requesting {_job_of(f.virus).name}")
+        job = virus_job_name(f.virus)
+        context.log.info(f"new data version {f.key} ({f.path}): requesting {job}")
     if pending:
         context.log.info(f"waiting for a stable listing: {sorted(pending)}")
     state = {"requested": sorted(requested | {f.key for f in new}), "pending": pending}

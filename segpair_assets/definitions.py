@@ -23,7 +23,7 @@ from segpair_assets.asset_checks import (
     segment_pairs_proteins_embedded,
 )
 from segpair_assets.assets.diagnostics import diagnostics_assets
-from segpair_assets.assets.embeddings import NEEDS_WEIGHTS_TAG, embedding_assets
+from segpair_assets.assets.embeddings import embedding_assets
 from segpair_assets.assets.pairs import cooccurrence_sets, segment_pairs
 from segpair_assets.assets.preprocessing import protein_final
 from segpair_assets.assets.scoring import scoring_assets
@@ -33,7 +33,7 @@ from segpair_assets.automation import (
     new_data_version_sensor,
     weekly_refresh_schedules,
 )
-from segpair_assets.embedders import embedder_resources
+from segpair_assets.embedders import NEEDS_WEIGHTS_TAG, embedder_resources
 from segpair_assets.jobs import segpair_language_model_job, segpair_main_job, virus_jobs
 
 

@@ -48,6 +48,15 @@ LANGUAGE_MODELS = {
 }
 
 
+EMBEDDER_NAMES = [*KMER_EMBEDDERS, *LANGUAGE_MODELS]
+# Assets that need model weights carry this tag: the main job leaves them out.
+NEEDS_WEIGHTS_TAG = "segpair/needs_weights"
+
+
+def needs_weights_tags(embedder: str) -> dict[str, str]:
+    return {NEEDS_WEIGHTS_TAG: str(embedder not in KMER_EMBEDDERS).lower()}
+
+
 def embedder_descriptions() -> dict[str, str]:
     return {
         **{name: spec[0] for name, spec in KMER_EMBEDDERS.items()},

@@ -5,8 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from segpair.registry import VirusSpec, load_registry
-from segpair_assets.assets.embeddings import NEEDS_WEIGHTS_TAG
-from segpair_assets.embedders import KMER_EMBEDDERS
+from segpair_assets.embedders import KMER_EMBEDDERS, NEEDS_WEIGHTS_TAG
 
 _needs_weights = dg.AssetSelection.tag(NEEDS_WEIGHTS_TAG, "true")
 MAIN_SELECTION = dg.AssetSelection.all() - _needs_weights

@@ -40,10 +40,19 @@ def save_checkpoint(path: Path, model: PairClassifier, meta: dict) -> Path:
     return path
 
 
+def read_checkpoint(path: Path) -> dict:
+    """The stored {"state_dict", "meta"} (weights_only: no pickled code runs)."""
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
 def load_checkpoint(
-    path: Path, expected_signature: str | None = None, expected_dim: int | None = None
+    path: Path,
+    expected_signature: str | None = None,
+    expected_dim: int | None = None,
+    blob: dict | None = None,
 ) -> tuple[PairClassifier, dict]:
-    blob = torch.load(path, map_location="cpu", weights_only=True)
+    """The model and its metadata; `blob` is the file already read by `read_checkpoint`."""
+    blob = blob if blob is not None else read_checkpoint(path)
     meta = blob["meta"]
     if expected_signature is not None and meta["signature"] != expected_signature:
         raise CheckpointMismatchError(

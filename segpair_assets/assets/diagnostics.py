@@ -5,7 +5,6 @@ import json
 import dagster as dg
 import pandas as pd
 
-from resources.embedding_io_manager import ASSET_PREFIX
 from resources.mlflow_tracking import MlflowTracking
 from resources.storage import SegpairStorage
 from segpair.atomic import atomic_path, write_text_atomic
@@ -13,23 +12,16 @@ from segpair.embeddings.cache import EmbeddingStore
 from segpair.embeddings.diagnostics import similarity_diagnostics
 from segpair.report import markdown_table, png_markdown
 from segpair.training.plots import similarity_png
-from segpair_assets.embedders import KMER_EMBEDDERS, embedder_descriptions
-from segpair_assets.partitions import virus_and_version, virus_data_version_partitions
+from segpair_assets.assets.per_embedder import model_stage_asset
+from segpair_assets.embedders import EMBEDDER_NAMES
+from segpair_assets.partitions import virus_and_version
 
 
 def build_diagnostics_asset(embedder: str) -> dg.AssetsDefinition:
-    needs_weights = embedder not in KMER_EMBEDDERS
-
-    @dg.asset(
+    @model_stage_asset(
+        embedder,
         name=f"embedding_diagnostics_{embedder}",
-        partitions_def=virus_data_version_partitions,
-        ins={
-            "segment_pairs": dg.AssetIn("segment_pairs"),
-            "embeddings": dg.AssetIn(f"{ASSET_PREFIX}{embedder}"),
-        },  # fmt: skip
-        group_name="models",
         kinds={"numpy", "mlflow"},
-        tags={"segpair/needs_weights": str(needs_weights).lower()},
         description=(
             f"Similarity diagnostics of the {embedder} embeddings (seed 001 section 8): cosine "
             "similarity of positive vs negative pairs (means, Cohen's d, histogram overlap) "
@@ -83,4 +75,4 @@ def build_diagnostics_asset(embedder: str) -> dg.AssetsDefinition:
     return _diagnostics
 
 
-diagnostics_assets = [build_diagnostics_asset(name) for name in embedder_descriptions()]
+diagnostics_assets = [build_diagnostics_asset(name) for name in EMBEDDER_NAMES]

@@ -12,11 +12,10 @@ from resources.storage import SegpairStorage
 from segpair.embeddings.cache import CachePaths
 from segpair.embeddings.pipeline import PreparedCache, prepare_master_cache, previous_caches
 from segpair.report import markdown_table
-from segpair_assets.embedders import KMER_EMBEDDERS, embedder_descriptions
+from segpair_assets.embedders import KMER_EMBEDDERS, embedder_descriptions, needs_weights_tags
 from segpair_assets.partitions import virus_and_version, virus_data_version_partitions
 
 GPU_POOL = "gpu"
-NEEDS_WEIGHTS_TAG = "segpair/needs_weights"
 
 
 class EmbeddingConfig(dg.Config):
@@ -44,7 +43,7 @@ def build_embedding_asset(name: str, description: str) -> dg.AssetsDefinition:
         required_resource_keys={f"embedder_{name}", "compute_device", "storage"},
         group_name="embeddings",
         kinds={"hdf5", "parquet", "pytorch" if needs_weights else "numpy"},
-        tags={NEEDS_WEIGHTS_TAG: str(needs_weights).lower()},
+        tags=needs_weights_tags(name),
         # one language-model step per GPU: the pool's limit is set in dagster.yaml
         pool=GPU_POOL if needs_weights else None,
         description=(

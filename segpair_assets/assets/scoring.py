@@ -12,7 +12,6 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
-from resources.embedding_io_manager import ASSET_PREFIX
 from resources.storage import SegpairStorage
 from segpair.atomic import atomic_path
 from segpair.embeddings.cache import EmbeddingStore
@@ -21,9 +20,10 @@ from segpair.report import markdown_table, png_markdown
 from segpair.scoring import PairScorer, isolate_pairs, isolate_summary, mark_seen_pairs
 from segpair.training.checkpoint import load_checkpoint
 from segpair.training.plots import score_histogram_png
+from segpair_assets.assets.per_embedder import model_stage_asset
 from segpair_assets.assets.training import MODEL_PREFIX
-from segpair_assets.embedders import KMER_EMBEDDERS
-from segpair_assets.partitions import virus_and_version, virus_data_version_partitions
+from segpair_assets.embedders import EMBEDDER_NAMES
+from segpair_assets.partitions import virus_and_version
 
 
 class IsolatePairScoresConfig(dg.Config):
@@ -40,21 +40,13 @@ class IsolatePairScoresConfig(dg.Config):
 
 
 def build_scoring_asset(embedder: str) -> dg.AssetsDefinition:
-    needs_weights = embedder not in KMER_EMBEDDERS
-
-    @dg.asset(
+    @model_stage_asset(
+        embedder,
         name=f"isolate_pair_scores_{embedder}",
-        partitions_def=virus_data_version_partitions,
+        extra_ins=("protein_final",),
         io_manager_key="parquet_io_manager",
-        ins={
-            "protein_final": dg.AssetIn("protein_final"),
-            "segment_pairs": dg.AssetIn("segment_pairs"),
-            "embeddings": dg.AssetIn(f"{ASSET_PREFIX}{embedder}"),
-        },
         deps=[f"{MODEL_PREFIX}{embedder}"],
-        group_name="models",
         kinds={"pytorch", "pandas"},
-        tags={"segpair/needs_weights": str(needs_weights).lower()},
         description=(
             f"Every cross-segment protein pair inside each isolate, scored by the {embedder} "
             "pair classifier; `seen_in` says whether the pair was a training/val/test "
@@ -137,6 +129,4 @@ def build_scoring_asset(embedder: str) -> dg.AssetsDefinition:
     return _score
 
 
-scoring_assets = [build_scoring_asset(name) for name in KMER_EMBEDDERS] + [
-    build_scoring_asset(name) for name in ("esm2", "fastesm2", "nucleotide_transformer")
-]
+scoring_assets = [build_scoring_asset(name) for name in EMBEDDER_NAMES]

@@ -8,7 +8,6 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
-from resources.embedding_io_manager import ASSET_PREFIX
 from resources.mlflow_tracking import MlflowTracking
 from resources.storage import SegpairStorage
 from segpair.atomic import atomic_path, write_text_atomic
@@ -21,8 +20,9 @@ from segpair.training.features import validate_interactions
 from segpair.training.pipeline import run_training
 from segpair.training.plots import confusion_png, learning_curve_png, roc_pr_png
 from segpair.training.train import TrainConfig
-from segpair_assets.embedders import KMER_EMBEDDERS
-from segpair_assets.partitions import virus_and_version, virus_data_version_partitions
+from segpair_assets.assets.per_embedder import model_stage_asset
+from segpair_assets.embedders import EMBEDDER_NAMES
+from segpair_assets.partitions import virus_and_version
 
 MODEL_PREFIX = "pair_classifier_"
 
@@ -65,19 +65,10 @@ PIPELINE_ONLY = {"schema_pairs", "interactions", "memory_budget_gb", "baseline_m
 
 
 def build_training_asset(embedder: str) -> dg.AssetsDefinition:
-    needs_weights = embedder not in KMER_EMBEDDERS
-    emb_asset = f"{ASSET_PREFIX}{embedder}"
-
-    @dg.asset(
+    @model_stage_asset(
+        embedder,
         name=f"{MODEL_PREFIX}{embedder}",
-        partitions_def=virus_data_version_partitions,
-        ins={
-            "segment_pairs": dg.AssetIn("segment_pairs"),
-            "embeddings": dg.AssetIn(emb_asset),
-        },
-        group_name="models",
         kinds={"pytorch", "mlflow"},
-        tags={"segpair/needs_weights": str(needs_weights).lower()},
         description=(
             f"Pair classifier on frozen {embedder} embeddings: per-slot transform, interaction "
             "features, MLP, early stopping, threshold chosen on val; test metrics overall, per "
@@ -228,6 +219,4 @@ def build_training_asset(embedder: str) -> dg.AssetsDefinition:
     return _train
 
 
-training_assets = [build_training_asset(name) for name in KMER_EMBEDDERS] + [
-    build_training_asset(name) for name in ("esm2", "fastesm2", "nucleotide_transformer")
-]
+training_assets = [build_training_asset(name) for name in EMBEDDER_NAMES]
