@@ -82,7 +82,7 @@ def _score(args, registry) -> int:
             proteins, virus, wanted, str(args.pairs), not args.all_function_pairs, progress
         )
         bar.close()
-    except (InputDataError, CheckpointMismatchError, KeyError) as err:
+    except (InputDataError, CheckpointMismatchError, FileNotFoundError, KeyError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     args.out.parent.mkdir(parents=True, exist_ok=True)

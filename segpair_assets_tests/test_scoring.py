@@ -130,3 +130,19 @@ def test_scoring_with_another_embedder_is_refused(model_and_data, tmp_path, caps
     argv = ["score", "-m", str(tampered), "-i", str(raw), "-o", str(tmp_path / "x.tsv")]
     assert cli_main(argv) == 2
     assert "Score with the embedder the model was trained on" in capsys.readouterr().err
+
+
+def test_a_missing_checkpoint_says_where_models_come_from(tmp_path, capsys):
+    argv = [
+        "score",
+        "-m",
+        str(tmp_path / "nope.pt"),
+        "-i",
+        str(tmp_path),
+        "-o",
+        str(tmp_path / "x.tsv"),
+    ]
+    assert cli_main(argv) == 2
+    err = capsys.readouterr().err
+    assert "nope.pt: no checkpoint there" in err and "pair_classifier_" in err
+    assert not (tmp_path / "x.tsv").exists()

@@ -42,6 +42,12 @@ def save_checkpoint(path: Path, model: PairClassifier, meta: dict) -> Path:
 
 def read_checkpoint(path: Path) -> dict:
     """The stored {"state_dict", "meta"} (weights_only: no pickled code runs)."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(
+            f"{path}: no checkpoint there. Materialize the partition's pair_classifier_<embedder> "
+            "asset (it writes data/models/{virus}/{data_version}/{embedder}/model.pt) or give "
+            "the path of an existing model.pt"
+        )
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
