@@ -31,7 +31,9 @@ class KmerEmbedderResource(dg.ConfigurableResource):
     k: int = Field(default=3, ge=1)
     normalize: Literal["l2", "none"] = "l2"
 
-    def build(self, name: str, device: ComputeDevice) -> KmerEmbedder:
+    def build(
+        self, name: str, device: ComputeDevice, device_name: str | None = None
+    ) -> KmerEmbedder:
         return KmerEmbedder(name, self.alphabet, self.k, self.normalize)
 
 
@@ -48,7 +50,10 @@ class LanguageModelEmbedderResource(dg.ConfigurableResource):
     trust_remote_code: bool = False
     revision: str | None = None
 
-    def build(self, name: str, device: ComputeDevice) -> LanguageModelEmbedder:
+    def build(
+        self, name: str, device: ComputeDevice, device_name: str | None = None
+    ) -> LanguageModelEmbedder:
+        """`device_name` overrides the device resource's (a shard's own GPU)."""
         layer: str | int = int(self.layer) if self.layer.lstrip("-").isdigit() else self.layer
         return LanguageModelEmbedder(
             name,
@@ -57,7 +62,7 @@ class LanguageModelEmbedderResource(dg.ConfigurableResource):
             pooling=self.pooling,
             layer=layer,
             max_length=self.max_length,
-            device=device.device,
+            device=device_name or device.device,
             precision=device.precision,
             toks_per_batch=device.toks_per_batch,
             trust_remote_code=self.trust_remote_code,

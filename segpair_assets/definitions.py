@@ -23,7 +23,7 @@ from segpair_assets.asset_checks import (
     segment_pairs_proteins_embedded,
 )
 from segpair_assets.assets.diagnostics import diagnostics_assets
-from segpair_assets.assets.embeddings import embedding_assets
+from segpair_assets.assets.embeddings import SHARD_IO_MANAGER, embedding_assets
 from segpair_assets.assets.pairs import cooccurrence_sets, segment_pairs
 from segpair_assets.assets.preprocessing import protein_final
 from segpair_assets.assets.scoring import scoring_assets
@@ -78,6 +78,9 @@ def build_definitions(
                 base_dir=str(Path(root) / "processed")
             ),
             "embedding_io_manager": EmbeddingCacheIOManager(data_root=root),
+            # Shard plans and reports between embedding steps: under the data root, which
+            # every worker of a cluster shares anyway (the caches live there).
+            SHARD_IO_MANAGER: dg.FilesystemIOManager(base_dir=str(Path(root) / "step_outputs")),
             "compute_device": ComputeDevice(),
             "mlflow_tracking": MlflowTracking(
                 tracking_uri=os.environ.get("SEGPAIR_MLFLOW_TRACKING_URI")

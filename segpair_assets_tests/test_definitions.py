@@ -52,13 +52,21 @@ def test_definitions_load_and_validate(tmp_path):
     }
     for key in graph.get_all_asset_keys():
         assert graph.get(key).description, f"{key} has no description"
-    # language-model embedding steps share the "gpu" concurrency pool (limit in dagster.yaml)
-    pools = {
-        name: defs.resolve_assets_def(dg.AssetKey(f"master_embeddings_{name}")).op.pool
-        for name in ("esm2", "fastesm2", "nucleotide_transformer", "kmer_aa3", "kmer_nt6")
-    }
-    assert pools == {"esm2": "gpu", "fastesm2": "gpu", "nucleotide_transformer": "gpu",
-                     "kmer_aa3": None, "kmer_nt6": None}  # fmt: skip
+
+    # language-model embedding shards share the "gpu" concurrency pool (limit in
+    # dagster.yaml) and go to the Celery "gpu" queue; k-mer embedding is one CPU step
+    def steps(name: str) -> dict[str, tuple]:
+        node = defs.resolve_assets_def(dg.AssetKey(f"master_embeddings_{name}")).node_def
+        ops = node.iterate_op_defs() if isinstance(node, dg.GraphDefinition) else [node]
+        return {op.name: (op.pool, op.tags.get("dagster-celery/queue")) for op in ops}
+
+    for name in ("esm2", "fastesm2", "nucleotide_transformer"):
+        assert steps(name) == {
+            f"plan_{name}_shards": (None, "gpu"),
+            f"embed_{name}_shard": ("gpu", "gpu"),
+            f"commit_{name}_cache": (None, "gpu"),
+        }
+    assert steps("kmer_aa3") == {"master_embeddings_kmer_aa3": (None, None)}
 
 
 def test_loading_the_code_location_warns_about_nothing(tmp_path):

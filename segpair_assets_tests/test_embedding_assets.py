@@ -7,6 +7,7 @@ import gzip
 import shutil
 
 import dagster as dg
+import numpy as np
 
 from resources.embedders import LanguageModelEmbedderResource
 from segpair.embeddings.cache import CachePaths, EmbeddingStore
@@ -120,3 +121,32 @@ def test_force_recompute_config(dagster_instance, data_root):
     )
     md = _md(result, name)
     assert md["computed"] == md["unique_sequences"] and md["reused_in_place"] == 0
+
+
+def test_sharded_language_model_cache_equals_one_shard(dagster_instance, data_root, tmp_path):
+    """The graph-backed asset: plan -> 3 hash-range shard steps -> commit writes the same
+    cache as one shard; shard reports are in the metadata."""
+    model = build_tiny_esm2(tmp_path / "tiny_esm2")
+    esm = {"embedder_esm2": LanguageModelEmbedderResource(family="esm2", model=str(model))}
+    name = "master_embeddings_esm2"
+    one = _md(_run(dagster_instance, data_root, "simulated_v1", [name], esm, "bunya"), name)
+    paths = CachePaths.for_partition(data_root, "bunya", "simulated_v1", "esm2")
+    with EmbeddingStore(paths) as store:
+        ids = store.index["brc_fea_id"].tolist()
+        reference = store.gather(ids)
+    result = dg.materialize(
+        ALL,
+        instance=dagster_instance,
+        resources={**build_definitions(str(data_root)).resources, **esm},
+        partition_key=partition_key("bunya", "simulated_v1"),
+        selection=dg.AssetSelection.assets(name),
+        run_config={"ops": {name: {"config": {"shards": 3, "force_recompute": True}}}},
+    )
+    three = _md(result, name)
+    assert three["shards"] == 3 and "assigned" in three["shard_reports"]
+    assert three["computed"] == one["computed"] == one["unique_sequences"]
+    assert three["reused_in_place"] == 0 and three["resumed_from_interrupted_run"] == 0
+    steps = {e.step_key for e in result.all_events if e.step_key}
+    assert {f"embed_esm2_shard[shard_{i}]" for i in range(3)} <= {s.split(".")[-1] for s in steps}
+    with EmbeddingStore(paths) as store:
+        np.testing.assert_array_equal(store.gather(ids), reference)

@@ -206,11 +206,23 @@ def read_rows_for_keys(h5_path: Path, wanted: set[str], signature: str) -> dict[
     return {keys[i]: block[j] for j, i in enumerate(hits)}
 
 
+def stored_keys(h5_path: Path, signature: str) -> set[str]:
+    """The keys an existing cache file holds (same signature only), without its vectors."""
+    if not h5_path.exists():
+        return set()
+    with h5py.File(h5_path, "r") as f:
+        if _attr(f.attrs.get("signature")) != signature:
+            return set()
+        return set(f["emb_keys"].asstr()[:].tolist())
+
+
 # ------------------------------------------------------------------ staging
 
 
 class ChunkStager:
-    """Completed chunks of a run, each one file written atomically, so a killed run resumes."""
+    """Completed chunks of a run, each one file written atomically, so a killed run resumes.
+    Several writers (the shards of one partition) may stage into one folder at once: each
+    file gets a unique name."""
 
     def __init__(self, paths: CachePaths, signature: str):
         self.dir = paths.work_dir / signature
@@ -218,6 +230,11 @@ class ChunkStager:
 
     def chunk_files(self) -> list[Path]:
         return sorted(self.dir.glob("chunk_*.npz"))
+
+    def clear(self) -> None:
+        """Forget every staged chunk (a forced recompute starts from nothing)."""
+        for f in self.chunk_files():
+            f.unlink(missing_ok=True)
 
     def completed(self) -> tuple[dict[str, np.ndarray], dict[str, str]]:
         """(key -> vector, key -> failure reason) of every staged chunk."""
@@ -228,6 +245,15 @@ class ChunkStager:
                 vectors.update(zip(z["keys"].tolist(), z["vectors"], strict=True))
                 failures.update(zip(z["failed_keys"].tolist(), z["reasons"].tolist(), strict=True))
         return vectors, failures
+
+    def staged_keys(self) -> set[str]:
+        """Keys of every staged chunk, vectors and failures, without reading vectors."""
+        out: set[str] = set()
+        for f in self.chunk_files():
+            with np.load(f, allow_pickle=False) as z:
+                out.update(z["keys"].tolist())
+                out.update(z["failed_keys"].tolist())
+        return out
 
     def write(self, keys: list[str], vectors: np.ndarray, failures: dict[str, str]) -> Path:
         n = len(self.chunk_files())

@@ -37,3 +37,18 @@ def default_toks_per_batch(device) -> int:
     """Token budget per batch: small on CPU (cache-friendly; 1024 measured fastest on
     2 cores, BENCHMARKS.md), large on GPU to fill the device."""
     return 16384 if device.type == "cuda" else 1024
+
+
+def device_for_shard(device: str, shard: int) -> str:
+    """The device of embedding shard `shard`. On a machine with several visible GPUs,
+    'auto' and 'cuda' spread shards round-robin (shard i on GPU i mod count); a worker
+    restricted to one GPU (CUDA_VISIBLE_DEVICES) always gets that one. An explicit
+    'cuda:N' or 'cpu' is kept."""
+    if device not in ("auto", "cuda"):
+        return device
+    import torch
+
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if count <= 1:
+        return device
+    return f"cuda:{shard % count}"

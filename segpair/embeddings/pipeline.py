@@ -124,41 +124,38 @@ def build_master_cache(*args, **kwargs) -> CacheReport:
     return prepare_master_cache(*args, **kwargs).commit()
 
 
-def prepare_master_cache(
-    proteins: pd.DataFrame,
-    embedder: Embedder,
+@dataclass
+class PartitionInputs:
+    """The unique model inputs of a protein table under one embedder signature."""
+
+    keys: pd.Series  # cache key per protein ("" where the protein has no input)
+    no_input: pd.Series
+    unique: list[str]
+    sequence_of_key: dict[str, str]
+
+    @classmethod
+    def of(cls, proteins: pd.DataFrame, input_kind: str, signature: str) -> PartitionInputs:
+        seqs = input_sequences(proteins, input_kind)
+        keys = cache_keys(seqs, signature)
+        no_input = keys == ""
+        unique = pd.unique(keys[~no_input]).tolist()
+        return cls(keys, no_input, unique, dict(zip(keys[~no_input], seqs[~no_input], strict=True)))
+
+
+def find_known_vectors(
     paths: CachePaths,
-    previous: list[CachePaths] = (),
-    force_recompute: bool = False,
-    chunk_size: int = 1024,
-    storage_precision: str = "fp16",
-    progress: ProgressFn = print,
-) -> PreparedCache:
-    """Everything needed to bring the cache at `paths` up to date with `proteins` (a
-    protein_final table): vectors reused or computed (and staged), validated."""
-    description = embedder.describe()
-    signature = signature_of(description)
-    report = CacheReport(embedder.name, signature, dim=embedder.dim)
-    report.recovery = recover(paths)
-    if report.recovery:
-        progress(f"cache: {report.recovery}")
-
-    seqs = input_sequences(proteins, embedder.input_kind)
-    keys = cache_keys(seqs, signature)
-    report.n_proteins = len(proteins)
-    no_input = keys == ""
-    unique = pd.unique(keys[~no_input])
-    report.n_unique_keys = len(unique)
-    seq_of_key = dict(zip(keys[~no_input], seqs[~no_input], strict=True))
-
-    stager = ChunkStager(paths, signature)
-    if force_recompute:
-        shutil.rmtree(stager.dir)
-        stager = ChunkStager(paths, signature)
+    previous: list[CachePaths],
+    wanted: set[str],
+    signature: str,
+    report: CacheReport,
+    reuse_stored: bool = True,
+) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """Vectors (and staged failures) already available for `wanted` keys: the partition's
+    own cache, earlier data versions, then chunks staged by this or an interrupted run.
+    `reuse_stored=False` skips the stored caches (a forced recompute) but keeps staged
+    chunks, which a forced run wrote itself."""
     found: dict[str, np.ndarray] = {}
-    failures: dict[str, str] = {}
-    if not force_recompute:
-        wanted = set(unique)
+    if reuse_stored:
         found.update(read_rows_for_keys(paths.h5, wanted, signature))
         report.reused_in_place = len(found)
         for prev in previous:
@@ -167,23 +164,33 @@ def prepare_master_cache(
             if got:
                 report.reused_previous[prev.folder.name] = len(got)
                 found.update(got)
-        staged, staged_failed = stager.completed()
-        resumed = {k: v for k, v in staged.items() if k in wanted and k not in found}
-        report.resumed_from_chunks = len(resumed) + len(staged_failed)
-        found.update(resumed)
-        failures.update({k: r for k, r in staged_failed.items() if k in wanted})
+    staged, staged_failed = ChunkStager(paths, signature).completed()
+    resumed = {k: v for k, v in staged.items() if k in wanted and k not in found}
+    failures = {k: r for k, r in staged_failed.items() if k in wanted and k not in found}
+    report.resumed_from_chunks = len(resumed) + len(failures)
+    found.update(resumed)
+    return found, failures
 
-    todo = [k for k in unique if k not in found and k not in failures]
-    progress(
-        f"{embedder.name}: {report.n_unique_keys} unique sequences for {report.n_proteins} "
-        f"proteins; reused {report.reused_in_place} in place, "
-        f"{sum(report.reused_previous.values())} from earlier data versions, "
-        f"{report.resumed_from_chunks} from an interrupted run; computing {len(todo)}"
-    )
+
+def compute_and_stage(
+    todo: list[str],
+    sequence_of_key: dict[str, str],
+    embedder: Embedder,
+    stager: ChunkStager,
+    report: CacheReport,
+    chunk_size: int,
+    progress: ProgressFn,
+    label: str = "",
+) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """Embed `todo` in chunks, each staged to disk as soon as it is done (the unit of
+    resume); counts go into `report`."""
+    found: dict[str, np.ndarray] = {}
+    failures: dict[str, str] = {}
+    label = label or embedder.name
     t0 = time.perf_counter()
     for start in range(0, len(todo), chunk_size):
         chunk = todo[start : start + chunk_size]
-        out = embedder.embed([seq_of_key[k] for k in chunk])
+        out = embedder.embed([sequence_of_key[k] for k in chunk])
         chunk_failed = {chunk[i]: reason for i, reason in out.failed.items()}
         ok_keys = [chunk[i] for i in out.ok]
         stager.write(ok_keys, out.vectors, chunk_failed)
@@ -195,10 +202,76 @@ def prepare_master_cache(
         done = start + len(chunk)
         elapsed = time.perf_counter() - t0
         progress(
-            f"{embedder.name}: {done}/{len(todo)} sequences "
+            f"{label}: {done}/{len(todo)} sequences "
             f"({done / elapsed:.1f} seq/s, {report.tokens / elapsed:.0f} tokens/s)"
         )
-    report.compute_seconds = time.perf_counter() - t0
+    report.compute_seconds += time.perf_counter() - t0
+    return found, failures
+
+
+class MissingVectorsError(RuntimeError):
+    """Sequences neither stored nor staged when the commit was told not to compute."""
+
+
+def prepare_master_cache(
+    proteins: pd.DataFrame,
+    embedder: Embedder,
+    paths: CachePaths,
+    previous: list[CachePaths] = (),
+    force_recompute: bool = False,
+    chunk_size: int = 1024,
+    storage_precision: str = "fp16",
+    progress: ProgressFn = print,
+    reuse_stored: bool | None = None,
+    compute_missing: bool = True,
+) -> PreparedCache:
+    """Everything needed to bring the cache at `paths` up to date with `proteins` (a
+    protein_final table): vectors reused or computed (and staged), validated.
+
+    `force_recompute` discards staged chunks and stored vectors and computes everything.
+    The sharded path sets it False and `reuse_stored=False` instead (its shards staged
+    fresh vectors already), and `compute_missing=False`: the commit step computes nothing,
+    it collects what the shards staged and fails if anything is missing.
+    """
+    description = embedder.describe()
+    signature = signature_of(description)
+    report = CacheReport(embedder.name, signature, dim=embedder.dim)
+    report.recovery = recover(paths)
+    if report.recovery:
+        progress(f"cache: {report.recovery}")
+    if reuse_stored is None:
+        reuse_stored = not force_recompute
+
+    inputs = PartitionInputs.of(proteins, embedder.input_kind, signature)
+    keys, no_input, unique = inputs.keys, inputs.no_input, inputs.unique
+    report.n_proteins = len(proteins)
+    report.n_unique_keys = len(unique)
+
+    stager = ChunkStager(paths, signature)
+    if force_recompute:
+        stager.clear()
+    found, failures = find_known_vectors(
+        paths, list(previous), set(unique), signature, report, reuse_stored
+    )
+    todo = [k for k in unique if k not in found and k not in failures]
+    progress(
+        f"{embedder.name}: {report.n_unique_keys} unique sequences for {report.n_proteins} "
+        f"proteins; reused {report.reused_in_place} in place, "
+        f"{sum(report.reused_previous.values())} from earlier data versions, "
+        f"{report.resumed_from_chunks} staged by shards or an interrupted run; "
+        f"computing {len(todo)}"
+    )
+    if todo and not compute_missing:
+        raise MissingVectorsError(
+            f"{len(todo)} of {len(unique)} sequences of {paths.folder} were staged by no "
+            f"shard (e.g. key {todo[0]}). The shards must run with the same model and "
+            f"precision as this step (signature {signature}); rerun the asset to compute them"
+        )
+    computed, computed_failed = compute_and_stage(
+        todo, inputs.sequence_of_key, embedder, stager, report, chunk_size, progress
+    )
+    found.update(computed)
+    failures.update(computed_failed)
 
     row_keys = [k for k in unique if k in found]
     row_of_key = {k: i for i, k in enumerate(row_keys)}

@@ -1,0 +1,171 @@
+"""Splitting one partition's embedding work across workers or GPUs.
+
+A shard is a contiguous range of the sequence-hash space (the first 32 bits of the
+sequence's MD5), so the split depends only on the sequences: every worker computes the
+same assignment without talking to the others, a rerun resumes each shard where it
+stopped, and a shard's share stays the same when a data version adds sequences.
+
+Shards stage their vectors as chunk files next to the cache (`ChunkStager`); the commit
+step (`prepare_master_cache(..., compute_missing=False)`) collects them and swaps the
+new cache pair in atomically. Shards never write the cache itself, so a failed or killed
+shard leaves the stored cache untouched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import pandas as pd
+
+from segpair.embeddings.base import Embedder, signature_of
+from segpair.embeddings.cache import CachePaths, ChunkStager, recover, stored_keys
+from segpair.embeddings.pipeline import CacheReport, PartitionInputs, compute_and_stage
+
+HASH_BITS = 32
+
+
+def shard_of_key(key: str, n_shards: int) -> int:
+    """The shard owning a cache key ('{md5 hex}:{signature}'): equal hash ranges."""
+    return (int(key[:8], 16) * n_shards) >> HASH_BITS
+
+
+def hash_range(shard: int, n_shards: int) -> str:
+    """The shard's range of the hash's first 8 hex digits, for logs and metadata."""
+    lo = -(-(shard << HASH_BITS) // n_shards)
+    hi = -(-((shard + 1) << HASH_BITS) // n_shards) - 1
+    return f"{lo:08x}-{hi:08x}"
+
+
+@dataclass
+class ShardPlan:
+    """What one shard has to do; plain types, so it travels between processes."""
+
+    shard: int
+    n_shards: int
+    hash_range: str
+    to_compute: int
+
+    @property
+    def label(self) -> str:
+        return f"shard {self.shard + 1}/{self.n_shards} ({self.hash_range})"
+
+
+@dataclass
+class ShardReport:
+    shard: int
+    n_shards: int
+    signature: str
+    assigned: int
+    already_available: int
+    computed: int
+    failed: int
+    truncated: int
+    tokens: int
+    compute_seconds: float
+    device: str
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _inputs_and_known(
+    proteins: pd.DataFrame,
+    embedder: Embedder,
+    paths: CachePaths,
+    previous: list[CachePaths],
+    reuse_stored: bool,
+) -> tuple[str, PartitionInputs, set[str]]:
+    """The partition's unique inputs, and the keys already stored or staged: keys only,
+    so a shard never loads vectors it does not own."""
+    signature = signature_of(embedder.describe())
+    inputs = PartitionInputs.of(proteins, embedder.input_kind, signature)
+    known = ChunkStager(paths, signature).staged_keys()
+    if reuse_stored:
+        for cache in [paths, *previous]:
+            recover(cache)
+            known |= stored_keys(cache.h5, signature)
+    return signature, inputs, known
+
+
+def plan_shards(
+    proteins: pd.DataFrame,
+    embedder: Embedder,
+    paths: CachePaths,
+    previous: list[CachePaths],
+    n_shards: int,
+    force_recompute: bool = False,
+) -> list[ShardPlan]:
+    """Every shard with the number of sequences it still has to compute. A forced
+    recompute clears what earlier runs staged, so the shards start from nothing."""
+    if n_shards < 1:
+        raise ValueError(f"shards must be >= 1, got {n_shards}")
+    recover(paths)
+    if force_recompute:
+        ChunkStager(paths, signature_of(embedder.describe())).clear()
+    _sig, inputs, known = _inputs_and_known(
+        proteins, embedder, paths, previous, reuse_stored=not force_recompute
+    )
+    counts = [0] * n_shards
+    for key in inputs.unique:
+        if key not in known:
+            counts[shard_of_key(key, n_shards)] += 1
+    return [ShardPlan(i, n_shards, hash_range(i, n_shards), counts[i]) for i in range(n_shards)]
+
+
+def embed_shard(
+    proteins: pd.DataFrame,
+    embedder: Embedder,
+    paths: CachePaths,
+    previous: list[CachePaths],
+    shard: int,
+    n_shards: int,
+    reuse_stored: bool = True,
+    chunk_size: int = 1024,
+    progress: Callable[[str], None] = print,
+) -> ShardReport:
+    """Compute and stage the vectors of the shard's hash range that nothing holds yet."""
+    signature, inputs, known = _inputs_and_known(proteins, embedder, paths, previous, reuse_stored)
+    report = CacheReport(embedder.name, signature, dim=embedder.dim)
+    assigned = [k for k in inputs.unique if shard_of_key(k, n_shards) == shard]
+    todo = [k for k in assigned if k not in known]
+    label = f"{embedder.name} shard {shard + 1}/{n_shards}"
+    progress(f"{label}: {len(assigned)} sequences in range, computing {len(todo)}")
+    _found, failures = compute_and_stage(
+        todo,
+        inputs.sequence_of_key,
+        embedder,
+        ChunkStager(paths, signature),
+        report,
+        chunk_size,
+        progress,
+        label=label,
+    )
+    return ShardReport(
+        shard=shard,
+        n_shards=n_shards,
+        signature=signature,
+        assigned=len(assigned),
+        already_available=len(assigned) - len(todo),
+        computed=report.computed,
+        failed=len(failures),
+        truncated=report.truncated,
+        tokens=report.tokens,
+        compute_seconds=round(report.compute_seconds, 3),
+        device=str(getattr(embedder, "device", "cpu")),
+    )
+
+
+def check_shard_signatures(reports: list[ShardReport | dict], signature: str) -> None:
+    """Every shard must have embedded with the commit step's model signature (same
+    weights, pooling, precision); a worker on other hardware or settings would stage
+    vectors the cache cannot mix with the rest."""
+    for r in reports:
+        r = r if isinstance(r, dict) else r.as_dict()
+        if r["signature"] != signature:
+            raise ValueError(
+                f"shard {r['shard'] + 1}/{r['n_shards']} embedded with model signature "
+                f"{r['signature']} on {r['device']}, but the commit step has {signature}. "
+                "Every worker serving the embedding steps must run the same model at the "
+                "same precision: set compute_device.precision (e.g. bf16) explicitly"
+            )
