@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 export DAGSTER_HOME := $(CURDIR)/.dagster_home
 export SEGPAIR_DATA_ROOT := $(CURDIR)/data
 
-.PHONY: demo test browser ui mlflow-ui lint format
+.PHONY: demo test system-packages ui mlflow-ui lint format
 
 # torch==2.13.0 first: it is the CPU build, and installing it before the project keeps
 # pip from resolving `torch>=2.5` to the registry's CUDA build (several GB).
@@ -22,17 +22,20 @@ $(BIN)/.installed: pyproject.toml
 demo: $(BIN)/.installed
 	$(BIN)/segpair demo
 
-# The browser tests drive Debian's chromium + chromium-driver (never a downloaded browser).
+# System programs the end-to-end tests start, from Debian (never downloaded binaries):
+# chromium + chromium-driver for the browser tests, redis-server as the Celery broker.
 # Installed here where apt-get runs as root; elsewhere those tests skip and say why.
-browser:
-	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; \
+SYSTEM_PACKAGES := chromium chromium-driver redis-server
+system-packages:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null \
+		&& command -v redis-server >/dev/null; then :; \
 	elif command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
-		echo "installing Debian chromium + chromium-driver for the browser tests"; \
+		echo "installing Debian $(SYSTEM_PACKAGES) for the end-to-end tests"; \
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-			chromium chromium-driver >/dev/null) || echo "apt-get failed: browser tests will skip"; \
-	else echo "no chromium and no root apt-get: the browser tests will skip"; fi
+			$(SYSTEM_PACKAGES) >/dev/null) || echo "apt-get failed: those tests will skip"; \
+	else echo "no $(SYSTEM_PACKAGES) and no root apt-get: those tests will skip"; fi
 
-test: $(BIN)/.installed browser
+test: $(BIN)/.installed system-packages
 	$(BIN)/pytest
 
 ui: $(BIN)/.installed

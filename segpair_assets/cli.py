@@ -29,7 +29,11 @@ def _materialize(
     import dagster as dg
 
     from segpair_assets.definitions import defs
-    from segpair_assets.partitions import DATA_VERSION_PARTITIONS_NAME, partition_key
+    from segpair_assets.partitions import (
+        DATA_VERSION_PARTITIONS_NAME,
+        partition_key,
+        partition_tags,
+    )
 
     if not os.environ.get("DAGSTER_HOME"):
         print("DAGSTER_HOME is not set: set it to a folder so runs are kept (make demo does).")
@@ -41,15 +45,27 @@ def _materialize(
     if new:
         instance.add_dynamic_partitions(DATA_VERSION_PARTITIONS_NAME, new)
     job = defs.resolve_job_def(job_name)
+    selection = [dg.AssetKey(a) for a in assets] if assets else None
+    on_workers = job.executor_def.name != dg.multiprocess_executor.name
     failed = 0
     for virus, version in pairs:
         print(f"materializing {virus} x {version} ...", flush=True)
-        result = job.execute_in_process(
-            instance=instance,
-            partition_key=partition_key(virus, version),
-            raise_on_error=False,
-            asset_selection=[dg.AssetKey(a) for a in assets] if assets else None,
-        )
+        if on_workers:  # the configured engine (SEGPAIR_EXECUTOR=celery) runs the steps
+            result = dg.execute_job(
+                dg.build_reconstructable_job(
+                    "segpair_assets.definitions", "job_named", reconstructable_args=(job_name,)
+                ),
+                instance=instance,
+                tags=partition_tags(virus, version),
+                asset_selection=selection,
+            )
+        else:  # one process: the quickest way on one machine
+            result = job.execute_in_process(
+                instance=instance,
+                partition_key=partition_key(virus, version),
+                raise_on_error=False,
+                asset_selection=selection,
+            )
         status = "ok" if result.success else "FAILED"
         print(f"{virus} x {version}: {status} (run {result.run_id})", flush=True)
         failed += not result.success

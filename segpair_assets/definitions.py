@@ -34,6 +34,7 @@ from segpair_assets.automation import (
     weekly_refresh_schedules,
 )
 from segpair_assets.embedders import NEEDS_WEIGHTS_TAG, embedder_resources
+from segpair_assets.executors import executor_from_environment
 from segpair_assets.jobs import segpair_language_model_job, segpair_main_job, virus_jobs
 
 
@@ -70,6 +71,7 @@ def build_definitions(
             segment_pairs_proteins_embedded,
         ],
         jobs=[segpair_main_job, segpair_language_model_job, *virus_jobs],
+        executor=executor_from_environment(),
         sensors=[new_data_version_sensor],
         schedules=weekly_refresh_schedules,
         resources={
@@ -93,3 +95,8 @@ def build_definitions(
 
 
 defs = build_definitions()
+
+
+def job_named(name: str) -> dg.JobDefinition:
+    """A job of this code location rebuilt by name in another process (a Celery run)."""
+    return defs.resolve_job_def(name)

@@ -21,10 +21,21 @@ def partition_key(virus: str, data_version: str) -> dg.MultiPartitionKey:
     return dg.MultiPartitionKey({"virus": virus, "data_version": data_version})
 
 
+def partition_tags(virus: str, data_version: str) -> dict[str, str]:
+    """The run tags that target one partition, as the UI sets them when launching one."""
+    return {
+        "dagster/partition": str(partition_key(virus, data_version)),
+        "dagster/partition/virus": virus,
+        "dagster/partition/data_version": data_version,
+    }
+
+
 def virus_and_version(
     context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext,
 ) -> tuple[str, str]:
     key = context.partition_key
+    if isinstance(key, str) and "|" in key:  # launched with the plain partition tag only
+        key = virus_data_version_partitions.get_partition_key_from_str(key)
     if not isinstance(key, dg.MultiPartitionKey):
         raise ValueError(f"expected a virus x data_version partition, got {key!r}")
     dims = key.keys_by_dimension

@@ -143,7 +143,12 @@ MATERIALIZATIONS = """
 
 
 def _materialize_partition(
-    dev: DagsterDev, virus: str, version: str, job: str = "segpair_main_job", assets=None
+    dev: DagsterDev,
+    virus: str,
+    version: str,
+    job: str = "segpair_main_job",
+    assets=None,
+    run_config: dict | None = None,
 ) -> str:
     added = dev.graphql(ADD_PARTITION, {"name": "data_version", "key": version, "repo": REPOSITORY})
     assert added["addDynamicPartition"]["__typename"] in (
@@ -163,7 +168,7 @@ def _materialize_partition(
         ]
     params = {
         "selector": selector,
-        "runConfigData": {},
+        "runConfigData": run_config or {},
         "executionMetadata": {"tags": tags},
     }
     launched = dev.graphql(LAUNCH, {"params": params})["launchRun"]
