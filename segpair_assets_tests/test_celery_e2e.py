@@ -96,6 +96,12 @@ def cluster(tmp_path):
         dev = DagsterDev(tmp_path, env)  # creates DAGSTER_HOME with the instance settings
         # the instance's SQLite storage is created by its first user: let that be dagster dev
         dev.wait_until_loaded()
+        # two GPU workers: two "gpu" pool slots (the instance default is one, for one GPU)
+        dagster = os.path.join(os.path.dirname(sys.executable), "dagster")
+        subprocess.run(
+            [dagster, "instance", "concurrency", "set", "gpu", "2"],
+            env={**os.environ, "DAGSTER_HOME": str(dev.home)}, check=True, capture_output=True,
+        )  # fmt: skip
         bin_dir = os.path.dirname(sys.executable)
         worker_env = {
             **os.environ,

@@ -182,3 +182,22 @@ def test_nucleotide_transformer_masked_mean(tiny_nt):
     with torch.no_grad():
         h = model(**enc, output_hidden_states=True).hidden_states[-1][0].numpy()
     np.testing.assert_allclose(got[0], h[1:-1].mean(0), rtol=1e-4, atol=1e-5)
+
+
+def test_esm2_attention_really_runs_through_torch_sdpa(tiny_esm2, monkeypatch):
+    """transformers' ESM path is loaded with attn_implementation='sdpa'; check that its
+    layers then call torch's scaled_dot_product_attention (one call per layer and batch)
+    rather than silently falling back to the eager matmul-softmax path."""
+    calls = []
+    real_sdpa = torch.nn.functional.scaled_dot_product_attention
+
+    def counting_sdpa(*args, **kwargs):
+        calls.append(args[0].shape)
+        return real_sdpa(*args, **kwargs)
+
+    monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention", counting_sdpa)
+    e = LanguageModelEmbedder("esm2", "esm2", str(tiny_esm2), toks_per_batch=10_000)
+    e.load()
+    assert e.attn_implementation == "sdpa"
+    e.embed(["MKVLAGT" * 10, "MSTNPK" * 5])  # one batch
+    assert len(calls) == e._model.config.num_hidden_layers

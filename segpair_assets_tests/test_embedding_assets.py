@@ -61,23 +61,42 @@ def test_kmer_caches_on_the_demo(dagster_instance, data_root):
         assert s.n_rows == aa["unique_sequences"]
 
 
-def test_tiny_esm2_from_a_local_directory(dagster_instance, data_root, tmp_path):
+def test_tiny_esm2_from_a_local_directory_in_one_and_in_three_shards(
+    dagster_instance, data_root, tmp_path
+):
+    """The language-model asset (plan -> shard steps -> commit) on a tiny ESM-2 loaded
+    from a local directory; recomputed in 3 hash-range shards it writes the same cache."""
     model = build_tiny_esm2(tmp_path / "tiny_esm2")
-    esm = LanguageModelEmbedderResource(family="esm2", model=str(model))
-    result = _run(
-        dagster_instance,
-        data_root,
-        "simulated_v1",
-        ["master_embeddings_esm2"],
-        resources={"embedder_esm2": esm},
-        virus="bunya",
-    )
-    md = _md(result, "master_embeddings_esm2")
+    esm = {"embedder_esm2": LanguageModelEmbedderResource(family="esm2", model=str(model))}
+    name = "master_embeddings_esm2"
+    result = _run(dagster_instance, data_root, "simulated_v1", [name], esm, virus="bunya")
+    md = _md(result, name)
     assert md["dim"] == 32 and md["model_name"] == str(model)
     assert md["computed"] == md["unique_sequences"] > 0
     assert md["truncated"] > 0  # the RdRp (2084 aa) is cut at 1022 residues, and counted
-    assert md["tokens_per_s"] > 0
+    assert md["tokens_per_s"] > 0 and md["shards"] == 1
     assert all(e.passed for e in result.get_asset_check_evaluations())
+    paths = CachePaths.for_partition(data_root, "bunya", "simulated_v1", "esm2")
+    with EmbeddingStore(paths) as store:
+        ids = store.index["brc_fea_id"].tolist()
+        one_shard = store.gather(ids)
+
+    result = dg.materialize(
+        ALL,
+        instance=dagster_instance,
+        resources={**build_definitions(str(data_root)).resources, **esm},
+        partition_key=partition_key("bunya", "simulated_v1"),
+        selection=dg.AssetSelection.assets(name),
+        run_config={"ops": {name: {"config": {"shards": 3, "force_recompute": True}}}},
+    )
+    three = _md(result, name)
+    assert three["shards"] == 3 and "assigned" in three["shard_reports"]
+    assert three["computed"] == md["computed"]
+    assert three["reused_in_place"] == 0 and three["resumed_from_interrupted_run"] == 0
+    steps = {e.step_key.split(".")[-1] for e in result.all_events if e.step_key}
+    assert {f"embed_esm2_shard[shard_{i}]" for i in range(3)} <= steps
+    with EmbeddingStore(paths) as store:
+        np.testing.assert_array_equal(store.gather(ids), one_shard)
 
 
 def _append_batch(folder, virus, n, batch):
@@ -121,32 +140,3 @@ def test_force_recompute_config(dagster_instance, data_root):
     )
     md = _md(result, name)
     assert md["computed"] == md["unique_sequences"] and md["reused_in_place"] == 0
-
-
-def test_sharded_language_model_cache_equals_one_shard(dagster_instance, data_root, tmp_path):
-    """The graph-backed asset: plan -> 3 hash-range shard steps -> commit writes the same
-    cache as one shard; shard reports are in the metadata."""
-    model = build_tiny_esm2(tmp_path / "tiny_esm2")
-    esm = {"embedder_esm2": LanguageModelEmbedderResource(family="esm2", model=str(model))}
-    name = "master_embeddings_esm2"
-    one = _md(_run(dagster_instance, data_root, "simulated_v1", [name], esm, "bunya"), name)
-    paths = CachePaths.for_partition(data_root, "bunya", "simulated_v1", "esm2")
-    with EmbeddingStore(paths) as store:
-        ids = store.index["brc_fea_id"].tolist()
-        reference = store.gather(ids)
-    result = dg.materialize(
-        ALL,
-        instance=dagster_instance,
-        resources={**build_definitions(str(data_root)).resources, **esm},
-        partition_key=partition_key("bunya", "simulated_v1"),
-        selection=dg.AssetSelection.assets(name),
-        run_config={"ops": {name: {"config": {"shards": 3, "force_recompute": True}}}},
-    )
-    three = _md(result, name)
-    assert three["shards"] == 3 and "assigned" in three["shard_reports"]
-    assert three["computed"] == one["computed"] == one["unique_sequences"]
-    assert three["reused_in_place"] == 0 and three["resumed_from_interrupted_run"] == 0
-    steps = {e.step_key for e in result.all_events if e.step_key}
-    assert {f"embed_esm2_shard[shard_{i}]" for i in range(3)} <= {s.split(".")[-1] for s in steps}
-    with EmbeddingStore(paths) as store:
-        np.testing.assert_array_equal(store.gather(ids), reference)

@@ -182,10 +182,20 @@ class LanguageModelEmbedder:
             texts, padding=True, return_tensors="pt", return_special_tokens_mask=True
         )
         residue_mask = (enc["attention_mask"] == 1) & (enc["special_tokens_mask"] == 0)
-        enc = {k: v.to(self.device, non_blocking=True) for k, v in enc.items()}
+        n_tokens = int(enc["attention_mask"].sum())  # on the host: no device sync
+        # Page-locked host memory lets the copies run asynchronously on CUDA.
+        pin = self.device.type == "cuda"
+        enc = {
+            k: (v.pin_memory() if pin else v).to(self.device, non_blocking=pin)
+            for k, v in enc.items()
+            if k != "special_tokens_mask"
+        }
+        residue_mask = (residue_mask.pin_memory() if pin else residue_mask).to(
+            self.device, non_blocking=pin
+        )
         with torch.inference_mode():
-            pooled = self._pool(self._hidden(enc), residue_mask.to(self.device))
-        return pooled.cpu().numpy(), int(enc["attention_mask"].sum())
+            pooled = self._pool(self._hidden(enc), residue_mask)
+        return pooled.cpu().numpy(), n_tokens
 
     def _run(self, idx: list[int], texts: list[str], out: np.ndarray, failed: dict) -> int:
         import torch

@@ -15,6 +15,7 @@ import importlib.metadata
 import shutil
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -188,23 +189,31 @@ def compute_and_stage(
     failures: dict[str, str] = {}
     label = label or embedder.name
     t0 = time.perf_counter()
-    for start in range(0, len(todo), chunk_size):
-        chunk = todo[start : start + chunk_size]
-        out = embedder.embed([sequence_of_key[k] for k in chunk])
-        chunk_failed = {chunk[i]: reason for i, reason in out.failed.items()}
-        ok_keys = [chunk[i] for i in out.ok]
-        stager.write(ok_keys, out.vectors, chunk_failed)
-        found.update(zip(ok_keys, out.vectors, strict=True))
-        failures.update(chunk_failed)
-        report.computed += len(ok_keys)
-        report.truncated += out.truncated
-        report.tokens += out.tokens
-        done = start + len(chunk)
-        elapsed = time.perf_counter() - t0
-        progress(
-            f"{label}: {done}/{len(todo)} sequences "
-            f"({done / elapsed:.1f} seq/s, {report.tokens / elapsed:.0f} tokens/s)"
-        )
+    # Staging a chunk (compress + fsync + rename) runs on a writer thread while the next
+    # chunk computes; at most one write is pending, and its error surfaces here.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="stage-writer") as writer:
+        pending: Future | None = None
+        for start in range(0, len(todo), chunk_size):
+            chunk = todo[start : start + chunk_size]
+            out = embedder.embed([sequence_of_key[k] for k in chunk])
+            chunk_failed = {chunk[i]: reason for i, reason in out.failed.items()}
+            ok_keys = [chunk[i] for i in out.ok]
+            if pending is not None:
+                pending.result()
+            pending = writer.submit(stager.write, ok_keys, out.vectors, chunk_failed)
+            found.update(zip(ok_keys, out.vectors, strict=True))
+            failures.update(chunk_failed)
+            report.computed += len(ok_keys)
+            report.truncated += out.truncated
+            report.tokens += out.tokens
+            done = start + len(chunk)
+            elapsed = time.perf_counter() - t0
+            progress(
+                f"{label}: {done}/{len(todo)} sequences "
+                f"({done / elapsed:.1f} seq/s, {report.tokens / elapsed:.0f} tokens/s)"
+            )
+        if pending is not None:
+            pending.result()
     report.compute_seconds += time.perf_counter() - t0
     return found, failures
 
