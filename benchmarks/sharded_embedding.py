@@ -68,6 +68,7 @@ def main() -> None:
     proteins = proteins_of(args.isolates)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
+        (tmp / "model").mkdir()
         model_dir = build_model(args.arch, tmp / "model")
 
         torch.set_num_threads(cores)
