@@ -8,6 +8,7 @@ import sys
 import warnings
 
 import dagster as dg
+import pytest
 
 from segpair_assets_tests.conftest import REPO_ROOT
 
@@ -103,3 +104,18 @@ def test_dagster_cli_validates_the_workspace(tmp_path):
         )
     assert out.returncode == 0, out.stdout + out.stderr
     assert "All code locations passed validation" in out.stdout + out.stderr
+
+
+def test_executor_is_chosen_by_the_environment(monkeypatch, tmp_path):
+    from segpair_assets.definitions import build_definitions
+    from segpair_assets.executors import executor_from_environment
+
+    monkeypatch.delenv("SEGPAIR_EXECUTOR", raising=False)
+    assert executor_from_environment() is dg.multiprocess_executor
+    monkeypatch.setenv("SEGPAIR_EXECUTOR", "celery")
+    monkeypatch.setenv("SEGPAIR_CELERY_BROKER", "redis://broker:6379/0")
+    job = build_definitions(str(tmp_path)).resolve_job_def("segpair_language_model_job")
+    assert job.executor_def.name == "segpair_celery"
+    monkeypatch.setenv("SEGPAIR_EXECUTOR", "dask")
+    with pytest.raises(ValueError, match="'multiprocess' \\(default\\) or 'celery'"):
+        executor_from_environment()
