@@ -35,6 +35,7 @@ import numpy as np
 import torch
 from transformers import AutoTokenizer, EsmConfig, EsmForMaskedLM, EsmModel, EsmTokenizer
 
+from segpair.embeddings.batching import token_budget_batches
 from segpair.embeddings.language_models import LanguageModelEmbedder
 
 ARCHS = {  # (layers, hidden, heads) of the released ESM-2 checkpoints
@@ -100,19 +101,9 @@ def fair_esm_style_loop(model_dir: Path, seqs: list[str], toks_per_batch: int, d
     Python pooling on the host."""
     tok = AutoTokenizer.from_pretrained(model_dir)
     model = EsmModel.from_pretrained(model_dir, add_pooling_layer=False).to(device).eval()
-    # FastaBatchedDataset.get_batch_indices: sorted by length, a batch grows while
-    # (longest + 2) x count stays within the budget
-    order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
-    batches, batch, longest = [], [], 0
-    for i in order:
-        size = min(len(seqs[i]), 1022) + 2
-        if batch and max(longest, size) * (len(batch) + 1) > toks_per_batch:
-            batches.append(batch)
-            batch, longest = [], 0
-        batch.append(i)
-        longest = max(longest, size)
-    if batch:
-        batches.append(batch)
+    # FastaBatchedDataset.get_batch_indices is the rule segpair's batching follows too:
+    # sorted by length, a batch grows while (longest + 2) x count fits the budget
+    batches = token_budget_batches([min(len(s), 1022) for s in seqs], toks_per_batch)
     out: dict[int, torch.Tensor] = {}
     sync(device)
     t0 = time.perf_counter()

@@ -9,10 +9,8 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import dagster as dg
@@ -26,7 +24,8 @@ from segpair_assets.assets.preprocessing import protein_final
 from segpair_assets.definitions import build_definitions
 from segpair_assets.partitions import DATA_VERSION_PARTITIONS_NAME, partition_key
 from segpair_assets_tests.conftest import REPO_ROOT
-from segpair_assets_tests.test_webserver_e2e import DagsterDev, _free_port, _materialize_partition
+from segpair_assets_tests.processes import Service, free_port
+from segpair_assets_tests.test_webserver_e2e import DagsterDev, _materialize_partition
 from segpair_assets_tests.tiny_models import build_tiny_esm2
 
 pytest.importorskip("dagster_celery", reason="the Celery executor is the 'distributed' extra")
@@ -39,42 +38,11 @@ pytestmark = pytest.mark.skipif(
 VIRUS, VERSION, SHARDS = "bunya", "simulated_v1", 2  # a shard per worker
 
 
-class Service:
-    """A long-running process in its own session, logged to a file, killed with its children."""
-
-    def __init__(self, args: list[str], log: Path, env: dict | None = None):
-        self.log = log
-        self._fh = open(log, "w")  # noqa: SIM115 - open for the process's lifetime
-        self.proc = subprocess.Popen(
-            args, env=env, cwd=REPO_ROOT, stdout=self._fh, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )  # fmt: skip
-
-    def wait_for(self, text: str, timeout: float = 90) -> None:
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if text in self.log.read_text():
-                return
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.5)
-        raise RuntimeError(f"{self.log.name}: no {text!r}:\n{self.log.read_text()[-3000:]}")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-        self._fh.close()
-
-
 @pytest.fixture
 def cluster(tmp_path):
     """Redis + two Celery workers + dagster dev, all sharing one DAGSTER_HOME and data root
     (on a cluster: a shared filesystem and a Postgres-backed instance)."""
-    port = _free_port()
+    port = free_port()
     broker = f"redis://127.0.0.1:{port}/0"
     model = build_tiny_esm2(tmp_path / "tiny_esm2")
     env = {

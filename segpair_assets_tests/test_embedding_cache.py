@@ -13,24 +13,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from segpair.cleaning import build_protein_final
 from segpair.embeddings import cache as cache_mod
 from segpair.embeddings.cache import CachePaths, EmbeddingStore
 from segpair.embeddings.features import FeatureDimensionError, FeatureSource, merged_features
 from segpair.embeddings.kmer import KmerEmbedder
 from segpair.embeddings.pipeline import build_master_cache, previous_caches
 from segpair.embeddings.validation import check_cache
-from segpair.readers.common import records_frame
-from segpair.simulator import SimulationConfig, simulate_population
-from segpair_assets_tests.conftest import REPO_ROOT
+from segpair_assets_tests.conftest import REPO_ROOT, simulated_protein_final
 
 
 @pytest.fixture(scope="module")
 def proteins(flu):
-    pop = simulate_population(flu, SimulationConfig(n_isolates=120, seed=9))
-    rows = pop.proteins.assign(source="sim", product=pop.proteins["function"])
-    df, _ = build_protein_final(records_frame(rows.to_dict("records")), flu)
-    return df
+    return simulated_protein_final(flu, n_isolates=120, seed=9)
 
 
 def _quiet(_msg: str) -> None:

@@ -7,7 +7,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from segpair.cleaning import build_protein_final
 from segpair.embeddings.base import signature_of
 from segpair.embeddings.cache import CachePaths, ChunkStager, EmbeddingStore
 from segpair.embeddings.kmer import KmerEmbedder
@@ -24,16 +23,12 @@ from segpair.embeddings.sharding import (
     plan_shards,
     shard_of_key,
 )
-from segpair.readers.common import records_frame
-from segpair.simulator import SimulationConfig, simulate_population
+from segpair_assets_tests.conftest import simulated_protein_final
 
 
 @pytest.fixture(scope="module")
 def proteins(flu):
-    pop = simulate_population(flu, SimulationConfig(n_isolates=60, seed=4))
-    rows = pop.proteins.assign(source="sim", product=pop.proteins["function"])
-    df, _ = build_protein_final(records_frame(rows.to_dict("records")), flu)
-    return df
+    return simulated_protein_final(flu, n_isolates=60, seed=4)
 
 
 def _quiet(_msg: str) -> None:

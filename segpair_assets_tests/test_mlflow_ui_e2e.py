@@ -15,14 +15,14 @@ import urllib.request
 import pytest
 
 from segpair_assets_tests.browser import chromium_paths, screenshot, start_browser, wait_for_text
-from segpair_assets_tests.test_webserver_e2e import _free_port
+from segpair_assets_tests.processes import free_port
 
 
 @pytest.fixture(scope="module")
 def mlflow_ui(trained, tmp_path_factory):
     _data_root, _first, _second, defs = trained
     uri = defs.resources["mlflow_tracking"].tracking_uri
-    port = _free_port()
+    port = free_port()
     log = tmp_path_factory.mktemp("mlflow_ui") / "mlflow_ui.log"
     mlflow_bin = os.path.join(os.path.dirname(sys.executable), "mlflow")
     with open(log, "w") as fh:

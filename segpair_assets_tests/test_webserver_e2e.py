@@ -7,9 +7,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import time
 import urllib.request
@@ -18,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from segpair_assets_tests.conftest import FIXTURES, REPO_ROOT
+from segpair_assets_tests.processes import Service, free_port
 from segpair_assets_tests.tiny_models import build_tiny_esm2
 
 CHECK_OF = {
@@ -27,15 +25,9 @@ CHECK_OF = {
 REPOSITORY = {"repositoryLocationName": "segpair", "repositoryName": "__repository__"}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class DagsterDev:
     def __init__(self, tmp_path: Path, extra_env: dict | None = None):
-        self.port = _free_port()
+        self.port = free_port()
         self.home = tmp_path / "dagster_home"
         self.home.mkdir()
         # the instance settings `make` installs (telemetry off, one GPU-pool step at a time)
@@ -49,15 +41,12 @@ class DagsterDev:
             **(extra_env or {}),
         }
         dagster = os.path.join(os.path.dirname(sys.executable), "dagster")
-        self._log_fh = open(self.log, "w")  # noqa: SIM115 - open for the server's lifetime
-        self.proc = subprocess.Popen(
+        self.service = Service(
             [dagster, "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(self.port)],
-            cwd=REPO_ROOT,
-            env=env,
-            stdout=self._log_fh,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+            self.log,
+            env,
         )
+        self.proc = self.service.proc
 
     def graphql(self, query: str, variables: dict | None = None) -> dict:
         body = json.dumps({"query": query, "variables": variables or {}}).encode()
@@ -95,13 +84,7 @@ class DagsterDev:
         )
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-        self._log_fh.close()
+        self.service.stop()
 
 
 @pytest.fixture

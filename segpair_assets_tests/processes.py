@@ -1,0 +1,49 @@
+"""Real processes the end-to-end tests start: a free loopback port, and a long-running
+service in its own session, logged to a file, stopped with its children."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+from segpair_assets_tests.conftest import REPO_ROOT
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Service:
+    def __init__(self, args: list[str], log: Path, env: dict | None = None):
+        self.log = log
+        self._fh = open(log, "w")  # noqa: SIM115 - open for the process's lifetime
+        self.proc = subprocess.Popen(
+            args, env=env, cwd=REPO_ROOT, stdout=self._fh, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+
+    def wait_for(self, text: str, timeout: float = 90) -> None:
+        """Until `text` appears in the log; fails with the log's tail if the process exits."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if text in self.log.read_text():
+                return
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.5)
+        raise RuntimeError(f"{self.log.name}: no {text!r}:\n{self.log.read_text()[-3000:]}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+        self._fh.close()
