@@ -171,6 +171,8 @@ def build_sharded_embedding_asset(name: str, description: str) -> dg.AssetsDefin
 
     @dg.op(
         name=f"plan_{name}_shards",
+        description="Count the sequences not yet stored per hash-range shard; one output "
+        "per shard.",
         out=dg.DynamicOut(dict, io_manager_key=SHARD_IO_MANAGER),
         required_resource_keys=resources,
         tags=step_tags,
@@ -194,6 +196,8 @@ def build_sharded_embedding_asset(name: str, description: str) -> dg.AssetsDefin
 
     @dg.op(
         name=f"embed_{name}_shard",
+        description="Embed one shard's sequences on this worker's GPU and stage them as "
+        "chunk files (resumable).",
         out=dg.Out(dict, io_manager_key=SHARD_IO_MANAGER),
         required_resource_keys=resources,
         tags=step_tags,
@@ -225,6 +229,8 @@ def build_sharded_embedding_asset(name: str, description: str) -> dg.AssetsDefin
 
     @dg.op(
         name=f"commit_{name}_cache",
+        description="Collect the staged shards, validate, swap the cache in atomically; "
+        "computes nothing.",
         out=dg.Out(PreparedCache, io_manager_key="embedding_io_manager"),
         required_resource_keys=resources,
         tags=step_tags,
