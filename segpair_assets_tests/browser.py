@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 import time
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import pytest
 
 from segpair_assets_tests.conftest import REPO_ROOT
 
+IMPLICIT_WAIT_S = 15
 ARTIFACTS = Path(os.environ.get("SEGPAIR_TEST_ARTIFACTS", REPO_ROOT / "test-artifacts"))
 
 
@@ -38,12 +40,17 @@ def start_browser():
 
     browser, driver = require_browser()
     options = webdriver.ChromeOptions()
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
-                "--window-size=1600,1000"):  # fmt: skip
+    # No background fetches: on a closed network (CI) Chromium otherwise keeps retrying
+    # lookups of Google's hosts, which slows page loads on a busy runner.
+    profile = tempfile.mkdtemp(prefix="chromium_")
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                "--window-size=1600,1000", "--no-first-run", "--disable-quic",
+                "--disable-background-networking", "--disable-component-update",
+                "--disable-sync", f"--user-data-dir={profile}"):  # fmt: skip
         options.add_argument(arg)
     options.binary_location = browser
     drv = webdriver.Chrome(service=Service(driver), options=options)
-    drv.implicitly_wait(15)
+    drv.implicitly_wait(IMPLICIT_WAIT_S)
     return drv
 
 
@@ -52,6 +59,20 @@ def screenshot(driver, name: str) -> Path:
     path = ARTIFACTS / name
     driver.save_screenshot(str(path))
     return path
+
+
+def wait_until(driver, condition, what: str, timeout: float = 60):
+    """Wait for `condition(driver)` to be truthy, with no implicit wait inside the polls
+    (an empty find_elements would otherwise block for the implicit wait each time)."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver.implicitly_wait(0)
+    try:
+        return WebDriverWait(driver, timeout, poll_frequency=0.5).until(
+            condition, message=f"{what} after {timeout}s on {driver.current_url}"
+        )
+    finally:
+        driver.implicitly_wait(IMPLICIT_WAIT_S)
 
 
 def wait_for_text(driver, text: str, timeout: float = 60) -> None:

@@ -10,7 +10,13 @@ import time
 import pytest
 
 from segpair.simulator import SimulationConfig, simulate_population, write_data_version
-from segpair_assets_tests.browser import require_browser, screenshot, start_browser, wait_for_text
+from segpair_assets_tests.browser import (
+    require_browser,
+    screenshot,
+    start_browser,
+    wait_for_text,
+    wait_until,
+)
 from segpair_assets_tests.test_webserver_e2e import DagsterDev
 
 RUNS = """
@@ -47,6 +53,32 @@ def _wait_for_run(dev: DagsterDev, timeout: float = 300, **tags) -> dict:
     )
 
 
+UNSET_DIMENSION = ".//*[normalize-space(text())='Select a partition or create one']"
+
+
+def _choose_partition(driver, dialog, value: str) -> None:
+    """Pick `value` in the first partition dimension still unset in the launch dialog, and
+    wait until the dialog shows it set (the next dimension is then the first unset one)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    unset = wait_until(
+        driver, lambda d: dialog.find_elements(By.XPATH, UNSET_DIMENSION),
+        f"no unset partition dimension for {value!r} in the launch dialog",
+    )  # fmt: skip
+    unset[0].click()
+    option = f"//span[normalize-space(text())='{value}']"
+    wait_until(
+        driver, lambda d: [e for e in d.find_elements(By.XPATH, option) if e.is_displayed()],
+        f"partition {value!r} not offered in the dimension's list",
+    )[0].click()  # fmt: skip
+    driver.find_element(By.TAG_NAME, "body").send_keys(Keys.ESCAPE)
+    wait_until(
+        driver, lambda d: len(dialog.find_elements(By.XPATH, UNSET_DIMENSION)) < len(unset),
+        f"the launch dialog did not take partition {value!r}",
+    )  # fmt: skip
+
+
 def test_sensor_materializes_a_dropped_data_version_once(dev, bunya):
     # write beside the root, then move in at once, as a finished copy would appear
     staging = dev.data / "staging" / "sim_v2"
@@ -62,6 +94,7 @@ def test_sensor_materializes_a_dropped_data_version_once(dev, bunya):
     assert {"key": "dagster/partition", "value": PARTITION} in run["tags"]
     assert (dev.data / "processed/bunya/sim_v2/segment_pairs.parquet").exists()
     assert (dev.data / "models/bunya/sim_v2/kmer_aa3/model.pt").exists()
+    assert (dev.data / "models/bunya/sim_v2/kmer_aa3/isolate_summary.csv").exists()
     time.sleep(12)  # two more sensor ticks: the folder is known now, nothing new
     assert len(_runs(dev, **{"segpair/trigger": "new_data_version_sensor"})) == 1
     assert "DeprecationWarning" not in dev.log.read_text()
@@ -70,7 +103,6 @@ def test_sensor_materializes_a_dropped_data_version_once(dev, bunya):
 def test_browser_launches_a_materialization_and_sees_it_succeed(dev):
     require_browser()
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.common.keys import Keys
 
     if not _runs(dev, **{"dagster/partition": PARTITION}):
         pytest.skip("needs the partition the sensor test materializes")
@@ -90,12 +122,9 @@ def test_browser_launches_a_materialization_and_sees_it_succeed(dev):
         driver.get(f"{base}/assets/protein_final")
         driver.find_element(By.XPATH, "//button[normalize-space()='Materialize…']").click()
         dialog = driver.find_element(By.CSS_SELECTOR, "[role=dialog]")
+        # dimensions in name order: data_version, then virus
         for value in ("sim_v2", "bunya"):
-            dialog.find_elements(
-                By.XPATH, ".//*[normalize-space(text())='Select a partition or create one']"
-            )[0].click()
-            driver.find_element(By.XPATH, f"//span[normalize-space(text())='{value}']").click()
-            driver.find_element(By.TAG_NAME, "body").send_keys(Keys.ESCAPE)
+            _choose_partition(driver, dialog, value)
         driver.find_element(By.XPATH, "//button[normalize-space()='Launch 1 run']").click()
 
         deadline = time.time() + 240
