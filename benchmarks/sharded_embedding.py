@@ -24,12 +24,10 @@ import numpy as np
 import torch
 from embed_throughput import build_model  # beside this script
 
-from segpair.cleaning import build_protein_final
 from segpair.embeddings.cache import CachePaths, EmbeddingStore
 from segpair.embeddings.language_models import LanguageModelEmbedder
 from segpair.embeddings.pipeline import build_master_cache, prepare_master_cache
 from segpair.embeddings.sharding import embed_shard, plan_shards
-from segpair.readers.common import records_frame
 from segpair.registry import load_registry
 from segpair.simulator import SimulationConfig, simulate_population
 
@@ -40,9 +38,9 @@ def quiet(_msg: str) -> None:
 
 def proteins_of(isolates: int):
     flu = load_registry().get("flu_a")
-    pop = simulate_population(flu, SimulationConfig(n_isolates=isolates, seed=3))
-    rows = pop.proteins.assign(source="sim", product=pop.proteins["function"])
-    return build_protein_final(records_frame(rows.to_dict("records")), flu)[0]
+    return simulate_population(flu, SimulationConfig(n_isolates=isolates, seed=3)).protein_final(
+        flu
+    )
 
 
 def embedder(model_dir: Path) -> LanguageModelEmbedder:

@@ -37,6 +37,8 @@ import pandas as pd
 from Bio.Data import CodonTable
 
 from segpair.atomic import atomic_path, write_text_atomic
+from segpair.cleaning import build_protein_final
+from segpair.readers.common import records_frame
 from segpair.registry import VirusSpec
 
 BASES = np.frombuffer(b"ACGT", dtype=np.uint8)
@@ -84,6 +86,13 @@ class SimulatedPopulation:
     isolates: pd.DataFrame  # one row per isolate, with the lineage of each segment
     records: pd.DataFrame  # one row per segment record: accession, isolate, segment, nt
     proteins: pd.DataFrame  # one row per protein: what translation of the records gives
+
+    def protein_final(self, virus: VirusSpec) -> pd.DataFrame:
+        """The proteins as a protein_final table (with each isolate's subtype, host and
+        year), cleaned as the asset cleans, without writing and reading the files."""
+        rows = self.proteins.merge(self.isolates[["assembly_id", "subtype", "host", "year"]])
+        rows = rows.assign(source="sim", product=rows["function"])
+        return build_protein_final(records_frame(rows.to_dict("records")), virus)[0]
 
 
 def _codons_to_nt(codons: np.ndarray) -> np.ndarray:

@@ -56,17 +56,6 @@ def toy() -> VirusSpec:
     return parse_registry(TOY_REGISTRY).get("toy")
 
 
-def simulated_protein_final(virus: VirusSpec, n_isolates: int, seed: int):
-    """A protein_final table of a SIMULATED population, cleaned as the asset cleans."""
-    from segpair.cleaning import build_protein_final
-    from segpair.readers.common import records_frame
-    from segpair.simulator import SimulationConfig, simulate_population
-
-    pop = simulate_population(virus, SimulationConfig(n_isolates=n_isolates, seed=seed))
-    rows = pop.proteins.assign(source="sim", product=pop.proteins["function"])
-    return build_protein_final(records_frame(rows.to_dict("records")), virus)[0]
-
-
 @pytest.fixture
 def fixture_copy(tmp_path):
     """Copy a fixture folder into tmp_path (tests may edit it) and return the copy."""

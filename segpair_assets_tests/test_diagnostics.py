@@ -5,14 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from segpair.cleaning import build_protein_final
 from segpair.embeddings.cache import CachePaths, EmbeddingStore
 from segpair.embeddings.diagnostics import cohens_d, histogram_overlap, similarity_diagnostics
 from segpair.embeddings.kmer import KmerEmbedder
 from segpair.embeddings.pipeline import build_master_cache
 from segpair.pairs.cooccurrence import build_cooccurrence
 from segpair.pairs.segment_pairs import build_segment_pairs
-from segpair.readers.common import records_frame
 from segpair.simulator import SimulationConfig, simulate_population
 
 
@@ -24,11 +22,7 @@ def test_statistics_by_hand():
 
 
 def test_diagnostics_show_the_simulated_conservation(flu, tmp_path):
-    pop = simulate_population(flu, SimulationConfig(n_isolates=200, seed=6))
-    rows = pop.proteins.merge(pop.isolates[["assembly_id", "subtype", "host", "year"]])
-    proteins, _ = build_protein_final(
-        records_frame(rows.assign(source="sim", product=rows["function"]).to_dict("records")), flu
-    )
+    proteins = simulate_population(flu, SimulationConfig(n_isolates=200, seed=6)).protein_final(flu)
     pairs, _, _ = build_segment_pairs(proteins, build_cooccurrence(proteins)[0], flu)
     paths = CachePaths.for_partition(tmp_path, "flu_a", "v", "kmer_aa3")
     build_master_cache(proteins, KmerEmbedder(), paths, progress=lambda m: None)

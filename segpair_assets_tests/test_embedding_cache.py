@@ -19,12 +19,13 @@ from segpair.embeddings.features import FeatureDimensionError, FeatureSource, me
 from segpair.embeddings.kmer import KmerEmbedder
 from segpair.embeddings.pipeline import build_master_cache, previous_caches
 from segpair.embeddings.validation import check_cache
-from segpair_assets_tests.conftest import REPO_ROOT, simulated_protein_final
+from segpair.simulator import SimulationConfig, simulate_population
+from segpair_assets_tests.conftest import REPO_ROOT
 
 
 @pytest.fixture(scope="module")
 def proteins(flu):
-    return simulated_protein_final(flu, n_isolates=120, seed=9)
+    return simulate_population(flu, SimulationConfig(n_isolates=120, seed=9)).protein_final(flu)
 
 
 def _quiet(_msg: str) -> None:

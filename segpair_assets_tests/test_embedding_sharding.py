@@ -23,12 +23,12 @@ from segpair.embeddings.sharding import (
     plan_shards,
     shard_of_key,
 )
-from segpair_assets_tests.conftest import simulated_protein_final
+from segpair.simulator import SimulationConfig, simulate_population
 
 
 @pytest.fixture(scope="module")
 def proteins(flu):
-    return simulated_protein_final(flu, n_isolates=60, seed=4)
+    return simulate_population(flu, SimulationConfig(n_isolates=60, seed=4)).protein_final(flu)
 
 
 def _quiet(_msg: str) -> None:

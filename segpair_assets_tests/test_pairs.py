@@ -6,7 +6,6 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from segpair.cleaning import build_protein_final
 from segpair.errors import InputDataError
 from segpair.pairs.cooccurrence import build_cooccurrence
 from segpair.pairs.leakage import (
@@ -18,16 +17,13 @@ from segpair.pairs.leakage import (
     sequence_in_two_splits,
 )
 from segpair.pairs.segment_pairs import PairConfig, build_segment_pairs
-from segpair.readers.common import records_frame
 from segpair.simulator import SimulationConfig, simulate_population
 
 
 def _proteins(virus, n=300, seed=4):
-    pop = simulate_population(virus, SimulationConfig(n_isolates=n, seed=seed))
-    rows = pop.proteins.merge(pop.isolates[["assembly_id", "subtype", "host", "year"]])
-    rows = rows.assign(source="sim", product=rows["function"])
-    df, _ = build_protein_final(records_frame(rows.to_dict("records")), virus)
-    return df
+    return simulate_population(virus, SimulationConfig(n_isolates=n, seed=seed)).protein_final(
+        virus
+    )
 
 
 @pytest.fixture(scope="module")
