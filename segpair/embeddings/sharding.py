@@ -80,10 +80,12 @@ def _inputs_and_known(
     so a shard never loads vectors it does not own."""
     signature = signature_of(embedder.describe())
     inputs = PartitionInputs.of(proteins, embedder.input_kind, signature)
+    recover(paths)  # finish (or undo) an interrupted commit before reading the cache
     known = ChunkStager(paths, signature).staged_keys()
     if reuse_stored:
         for cache in [paths, *previous]:
-            recover(cache)
+            if cache is not paths:
+                recover(cache)
             known |= stored_keys(cache.h5, signature)
     return signature, inputs, known
 
@@ -100,7 +102,6 @@ def plan_shards(
     recompute clears what earlier runs staged, so the shards start from nothing."""
     if n_shards < 1:
         raise ValueError(f"shards must be >= 1, got {n_shards}")
-    recover(paths)
     if force_recompute:
         ChunkStager(paths, signature_of(embedder.describe())).clear()
     _sig, inputs, known = _inputs_and_known(
@@ -156,12 +157,15 @@ def embed_shard(
     )
 
 
+def _as_dicts(reports: list[ShardReport | dict]) -> list[dict]:
+    return [r if isinstance(r, dict) else r.as_dict() for r in reports]
+
+
 def check_shard_signatures(reports: list[ShardReport | dict], signature: str) -> None:
     """Every shard must have embedded with the commit step's model signature (same
     weights, pooling, precision); a worker on other hardware or settings would stage
     vectors the cache cannot mix with the rest."""
-    for r in reports:
-        r = r if isinstance(r, dict) else r.as_dict()
+    for r in _as_dicts(reports):
         if r["signature"] != signature:
             raise ValueError(
                 f"shard {r['shard'] + 1}/{r['n_shards']} embedded with model signature "
@@ -169,3 +173,15 @@ def check_shard_signatures(reports: list[ShardReport | dict], signature: str) ->
                 "Every worker serving the embedding steps must run the same model at the "
                 "same precision: set compute_device.precision (e.g. bf16) explicitly"
             )
+
+
+def credit_shards(report: CacheReport, reports: list[ShardReport | dict]) -> None:
+    """The commit step computes nothing and finds the shards' vectors staged, which its
+    report counts as resumed work. Count what the shards computed in this run as computed
+    (tokens, truncations too), and their time as the slowest shard's: they run side by side."""
+    reports = _as_dicts(reports)
+    report.computed = sum(r["computed"] for r in reports)
+    report.resumed_from_chunks -= report.computed + sum(r["failed"] for r in reports)
+    report.truncated = sum(r["truncated"] for r in reports)
+    report.tokens = sum(r["tokens"] for r in reports)
+    report.compute_seconds = max((r["compute_seconds"] for r in reports), default=0.0)

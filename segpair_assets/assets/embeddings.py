@@ -14,7 +14,13 @@ from segpair.embeddings.base import signature_of
 from segpair.embeddings.cache import CachePaths
 from segpair.embeddings.device import device_for_shard
 from segpair.embeddings.pipeline import PreparedCache, prepare_master_cache, previous_caches
-from segpair.embeddings.sharding import ShardPlan, check_shard_signatures, embed_shard, plan_shards
+from segpair.embeddings.sharding import (
+    ShardPlan,
+    check_shard_signatures,
+    credit_shards,
+    embed_shard,
+    plan_shards,
+)
 from segpair.report import markdown_table
 from segpair_assets.embedders import KMER_EMBEDDERS, embedder_descriptions, needs_weights_tags
 from segpair_assets.partitions import virus_and_version, virus_data_version_partitions
@@ -162,20 +168,26 @@ def build_sharded_embedding_asset(name: str, description: str) -> dg.AssetsDefin
     asset: each shard is a Dagster step, so any executor spreads them (the multiprocess
     executor across a machine's GPUs, Celery across machines). All three steps load the
     same model on the same kind of worker, so they agree on its signature."""
-    resources = {f"embedder_{name}", "compute_device", "storage"}
-    step_tags = {CELERY_QUEUE_TAG: GPU_QUEUE}
+
+    def step(op_name: str, op_description: str, out, **extra):
+        # every step loads the model: same resources, all routed to the GPU queue
+        return dg.op(
+            name=op_name,
+            description=op_description,
+            out=out,
+            required_resource_keys={f"embedder_{name}", "compute_device", "storage"},
+            tags={CELERY_QUEUE_TAG: GPU_QUEUE},
+            **extra,
+        )
 
     def embedder_for(context, device_name: str | None = None):
         device: ComputeDevice = context.resources.compute_device
         return getattr(context.resources, f"embedder_{name}").build(name, device, device_name)
 
-    @dg.op(
-        name=f"plan_{name}_shards",
-        description="Count the sequences not yet stored per hash-range shard; one output "
-        "per shard.",
-        out=dg.DynamicOut(dict, io_manager_key=SHARD_IO_MANAGER),
-        required_resource_keys=resources,
-        tags=step_tags,
+    @step(
+        f"plan_{name}_shards",
+        "Count the sequences not yet stored per hash-range shard; one output per shard.",
+        dg.DynamicOut(dict, io_manager_key=SHARD_IO_MANAGER),
     )
     def plan(context: dg.OpExecutionContext, config: ShardedEmbeddingConfig, protein_final):
         paths, previous = _cache_step_context(context, name, config)
@@ -194,13 +206,11 @@ def build_sharded_embedding_asset(name: str, description: str) -> dg.AssetsDefin
         for p in plans:
             yield dg.DynamicOutput(asdict(p), mapping_key=f"shard_{p.shard}")
 
-    @dg.op(
-        name=f"embed_{name}_shard",
-        description="Embed one shard's sequences on this worker's GPU and stage them as "
-        "chunk files (resumable).",
-        out=dg.Out(dict, io_manager_key=SHARD_IO_MANAGER),
-        required_resource_keys=resources,
-        tags=step_tags,
+    @step(
+        f"embed_{name}_shard",
+        "Embed one shard's sequences on this worker's GPU and stage them as chunk files "
+        "(resumable).",
+        dg.Out(dict, io_manager_key=SHARD_IO_MANAGER),
         # one language-model step per GPU: the pool's limit is set in dagster.yaml
         pool=GPU_POOL,
     )
@@ -227,13 +237,10 @@ def build_sharded_embedding_asset(name: str, description: str) -> dg.AssetsDefin
         )
         return report.as_dict()
 
-    @dg.op(
-        name=f"commit_{name}_cache",
-        description="Collect the staged shards, validate, swap the cache in atomically; "
-        "computes nothing.",
-        out=dg.Out(PreparedCache, io_manager_key="embedding_io_manager"),
-        required_resource_keys=resources,
-        tags=step_tags,
+    @step(
+        f"commit_{name}_cache",
+        "Collect the staged shards, validate, swap the cache in atomically; computes nothing.",
+        dg.Out(PreparedCache, io_manager_key="embedding_io_manager"),
     )
     def commit(
         context: dg.OpExecutionContext,
@@ -256,13 +263,7 @@ def build_sharded_embedding_asset(name: str, description: str) -> dg.AssetsDefin
             storage_precision=config.storage_precision,
             progress=context.log.info,
         )
-        # The shards did the computing: report their counts and time, not this step's.
-        r = prepared.report
-        r.computed = sum(s["computed"] for s in shard_reports)
-        r.resumed_from_chunks -= r.computed + sum(s["failed"] for s in shard_reports)
-        r.truncated = sum(s["truncated"] for s in shard_reports)
-        r.tokens = sum(s["tokens"] for s in shard_reports)
-        r.compute_seconds = max((s["compute_seconds"] for s in shard_reports), default=0.0)
+        credit_shards(prepared.report, shard_reports)
         _report_problems(context, prepared, f"{virus} x {version} ({name})")
         shards = pd.DataFrame(shard_reports).drop(columns=["signature"])
         return dg.Output(
