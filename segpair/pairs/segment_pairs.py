@@ -81,6 +81,16 @@ def _in_set(values: np.ndarray, seen: set[int]) -> np.ndarray:
     return np.fromiter((v in seen for v in values.tolist()), dtype=bool, count=len(values))
 
 
+def _repeated(values: np.ndarray) -> np.ndarray:
+    """True where a value already occurred earlier in `values`."""
+    return pd.Series(values).duplicated().to_numpy()
+
+
+def _unordered_key(a: np.ndarray, b: np.ndarray, n: int) -> np.ndarray:
+    """Order-free key of two codes below `n`."""
+    return np.minimum(a, b) * n + np.maximum(a, b)
+
+
 def _schema(virus: VirusSpec, present: list[str], config: PairConfig) -> list[tuple[str, str]]:
     selected = config.selected_functions or virus.protein_names(primary_only=True)
     unknown = [f for f in selected if f not in virus.protein_names()]
@@ -170,28 +180,19 @@ def build_segment_pairs(
     }
     df["split"] = df["assembly_id"].map(split_of_isolate)
     stats.isolates_per_split = df.groupby("split")["assembly_id"].nunique().to_dict()
-
-    # Hash codes over this table's sequences; co-occurring pairs are blocked by code. Pairs
-    # involving sequences outside the table (other functions) can never be drawn here.
-    all_hashes = pd.Index(pd.unique(df["seq_hash"].astype(str))).sort_values()
-    codes_of = HashCodes(all_hashes.to_numpy(dtype=object))
-    df["h"] = all_hashes.get_indexer(df["seq_hash"].astype(str))
-    ca = all_hashes.get_indexer(cooccurrence["seq_hash_a"].astype(str))
-    cb = all_hashes.get_indexer(cooccurrence["seq_hash_b"].astype(str))
-    known = (ca >= 0) & (cb >= 0)
-    blocked = np.unique(codes_of.pair_key(ca[known], cb[known]))
-
+    codes_of, df["h"], blocked = _hash_codes(df["seq_hash"], cooccurrence)
     if config.split_mode == "sequence":
         df, stats.dropped_for_sequence_disjoint = _sequence_disjoint(df)
 
     used_keys: set[int] = set()
-    frames = []
+    frames, sampler = [], None
     for split in SPLITS:
         part = df[df["split"] == split].reset_index(names="_row")
         if part.empty:
             continue
-        pos = _positives(part, schema, codes_of, used_keys, stats)
-        neg = _negatives(part, pos, schema, codes_of, blocked, used_keys, config, rng, stats)
+        sampler = SplitSampler(part, codes_of, blocked, used_keys, config, rng, stats)
+        pos = sampler.positives(schema)
+        neg = sampler.negatives(pos, schema)
         rows = part["_row"].to_numpy()
         for frame in (pos, neg):  # local row numbers -> rows of df
             frame["ia"], frame["ib"] = rows[frame["ia"].to_numpy()], rows[frame["ib"].to_numpy()]
@@ -199,9 +200,24 @@ def build_segment_pairs(
         stats.counts[split] = {"positive": len(pos), "negative": len(neg)}
     # Free the draw bookkeeping before the string columns are built: it is the peak.
     index = pd.concat(frames, ignore_index=True)
-    del frames, used_keys
+    del frames, used_keys, sampler
     pairs = _assemble(index, df)
     return pairs, stats, [str(s) for s in sampled]
+
+
+def _hash_codes(
+    seq_hash: pd.Series, cooccurrence: pd.DataFrame
+) -> tuple[HashCodes, np.ndarray, np.ndarray]:
+    """(codes, code of each of `seq_hash`, sorted pair keys of the co-occurring pairs among
+    them): co-occurring pairs are blocked as negatives by key."""
+    # Pairs involving sequences outside the table (other functions) can never be drawn here.
+    all_hashes = pd.Index(pd.unique(seq_hash.astype(str))).sort_values()
+    codes_of = HashCodes(all_hashes.to_numpy(dtype=object))
+    h = all_hashes.get_indexer(seq_hash.astype(str))
+    ca = all_hashes.get_indexer(cooccurrence["seq_hash_a"].astype(str))
+    cb = all_hashes.get_indexer(cooccurrence["seq_hash_b"].astype(str))
+    known = (ca >= 0) & (cb >= 0)
+    return codes_of, h, np.unique(codes_of.pair_key(ca[known], cb[known]))
 
 
 def _sequence_disjoint(df: pd.DataFrame) -> tuple[pd.DataFrame, int]:
@@ -213,31 +229,176 @@ def _sequence_disjoint(df: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     return df[keep].reset_index(drop=True), int((~keep).sum())
 
 
-def _positives(part, schema, codes_of, used_keys, stats) -> pd.DataFrame:
-    iso = pd.factorize(part["assembly_id"])[0]
-    i, j = within_isolate_pairs(iso, part["h"].to_numpy())
-    fcode, fnames = pd.factorize(part["function"])
-    code = {name: c for c, name in enumerate(fnames)}
-    fi, fj = fcode[i], fcode[j]
-    rows = []
-    for a, b in schema:
-        ca, cb = code.get(a, -1), code.get(b, -1)
-        fwd = (fi == ca) & (fj == cb)
-        rev = (fi == cb) & (fj == ca)
-        ia = np.concatenate([i[fwd], j[rev]])
-        ib = np.concatenate([j[fwd], i[rev]])
-        rows.append(pd.DataFrame({"ia": ia, "ib": ib, "schema_pair": f"{a}-{b}"}))
-    pos = pd.concat(rows, ignore_index=True)
-    h = part["h"].to_numpy()
-    pos["pair_key"] = codes_of.pair_key(h[pos["ia"]], h[pos["ib"]])
-    before = len(pos)
-    pos = pos.drop_duplicates("pair_key", keep="first")
-    stats.positives_duplicate_in_split += before - len(pos)
-    seen = pd.Series(_in_set(pos["pair_key"].to_numpy(), used_keys), index=pos.index)
-    stats.positives_seen_in_earlier_split += int(seen.sum())
-    pos = pos[~seen]
-    used_keys.update(pos["pair_key"].tolist())
-    return pos.assign(label=1, neg_type="positive")
+@dataclass
+class SplitSampler:
+    """The pair-drawing state of one split.
+
+    Pairs are (ia, ib) arrays of row numbers into `part`. `used_keys` holds the pair keys
+    of every pair accepted so far, in this split and earlier ones: pass the same set to
+    each split's sampler (train, then val, then test). `stats` counts what was dropped
+    and why; `rng` is consumed in a fixed order, so a seed gives the same pairs.
+    """
+
+    part: pd.DataFrame  # this split's proteins, with hash codes in column "h"
+    codes_of: HashCodes
+    blocked: np.ndarray  # sorted pair keys that co-occur in some isolate of the data version
+    used_keys: set[int]
+    config: PairConfig
+    rng: np.random.Generator
+    stats: PairStats
+    taken_brc: set[int] = field(default_factory=set)  # protein-id pair keys of negatives
+
+    def __post_init__(self) -> None:
+        self.h = self.part["h"].to_numpy()
+        self.iso = pd.factorize(self.part["assembly_id"])[0]
+        self.func = self.part["function"].to_numpy()
+        self.brc = pd.factorize(self.part["brc_fea_id"])[0].astype(np.int64)
+
+    def accept(
+        self, ia: np.ndarray, ib: np.ndarray, limit: int, *, same_func: bool = False
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The leakage rules for candidate negatives (ib -1: no partner drawn).
+
+        Returns the first `limit` candidates that pass, in draw order, and records them
+        as used; every rejection is counted in `stats.rejections` under its reason.
+        `same_func` candidates pair two proteins of one function (capped by `limit`).
+        """
+        h, iso = self.h, self.iso
+        ok = (ib >= 0) & (iso[ia] != iso[np.maximum(ib, 0)])  # a negative spans two isolates
+        ia, ib = ia[ok], ib[ok]
+        key = self.codes_of.pair_key(h[ia], h[ib])
+        brc_key = _unordered_key(self.brc[ia], self.brc[ib], len(self.brc))
+        # contradictory label: the pair co-occurs in some isolate of the data version
+        bad = _in_sorted(key, self.blocked)
+        if same_func:
+            bad |= h[ia] == h[ib]  # one sequence paired with itself is no negative
+        ia, ib, key, brc_key = self._reject("blocked_cooccur", bad, ia, ib, key, brc_key)
+        if not same_func:  # the same two proteins again (same-function repeats: duplicate_seq)
+            bad = _in_set(brc_key, self.taken_brc) | _repeated(brc_key)
+            ia, ib, key, brc_key = self._reject("duplicate_brc", bad, ia, ib, key, brc_key)
+        # duplicate pair: a pair key is used once, in one split
+        bad = _in_set(key, self.used_keys) | _repeated(key)
+        ia, ib, key, brc_key = self._reject("duplicate_seq", bad, ia, ib, key, brc_key)
+        if same_func:
+            self.stats.reject("same_func_limit", max(0, len(ia) - limit))
+        self.used_keys.update(key[:limit].tolist())
+        self.taken_brc.update(brc_key[:limit].tolist())
+        return ia[:limit], ib[:limit]
+
+    def _reject(self, reason: str, bad: np.ndarray, *arrays: np.ndarray) -> tuple:
+        """`arrays` without the `bad` entries, which are counted as rejected for `reason`."""
+        self.stats.reject(reason, bad.sum())
+        return tuple(a[~bad] for a in arrays)
+
+    def positives(self, schema: list[tuple[str, str]]) -> pd.DataFrame:
+        """Same-isolate pairs of each schema pair's functions (slot A: the first), unique on
+        the pair key and unused in earlier splits; columns ia, ib, schema_pair, pair_key,
+        label, neg_type."""
+        i, j = within_isolate_pairs(self.iso, self.h)
+        fcode, fnames = pd.factorize(self.part["function"])
+        code = {name: c for c, name in enumerate(fnames)}
+        fi, fj = fcode[i], fcode[j]
+        rows = []
+        for a, b in schema:
+            ca, cb = code.get(a, -1), code.get(b, -1)
+            fwd = (fi == ca) & (fj == cb)
+            rev = (fi == cb) & (fj == ca)
+            ia = np.concatenate([i[fwd], j[rev]])
+            ib = np.concatenate([j[fwd], i[rev]])
+            rows.append(pd.DataFrame({"ia": ia, "ib": ib, "schema_pair": f"{a}-{b}"}))
+        pos = pd.concat(rows, ignore_index=True)
+        pos["pair_key"] = self.codes_of.pair_key(self.h[pos["ia"]], self.h[pos["ib"]])
+        before = len(pos)
+        pos = pos.drop_duplicates("pair_key", keep="first")
+        self.stats.positives_duplicate_in_split += before - len(pos)
+        seen = pd.Series(_in_set(pos["pair_key"].to_numpy(), self.used_keys), index=pos.index)
+        self.stats.positives_seen_in_earlier_split += int(seen.sum())
+        pos = pos[~seen]
+        self.used_keys.update(pos["pair_key"].tolist())
+        return pos.assign(label=1, neg_type="positive")
+
+    def negatives(self, pos: pd.DataFrame, schema: list[tuple[str, str]]) -> pd.DataFrame:
+        """Per schema pair, `neg_to_pos_ratio` x its positives in `pos`, plus same-function
+        negatives where allowed; columns ia, ib, schema_pair, neg_type, label, pair_key."""
+        groups = _match_groups(self.part, self.iso)
+        out = []
+        for a, b in schema:
+            n_pos = int((pos["schema_pair"] == f"{a}-{b}").sum())
+            need = int(round(self.config.neg_to_pos_ratio * n_pos))
+            if need:
+                out += self._cross_negatives(a, b, need, groups)
+        if self.config.schema_pairs is None and self.config.allow_same_func_negatives:
+            out.append(self._same_func_negatives(len(pos)))
+        empty = pd.DataFrame({"ia": np.empty(0, np.int64), "ib": np.empty(0, np.int64),
+                              "schema_pair": [], "neg_type": []})  # fmt: skip
+        neg = pd.concat([empty, *out], ignore_index=True)
+        neg["label"] = 0
+        neg["pair_key"] = self.codes_of.pair_key(self.h[neg["ia"]], self.h[neg["ib"]])
+        return neg
+
+    def _cross_negatives(self, a: str, b: str, need: int, groups: tuple) -> list[pd.DataFrame]:
+        """`need` negatives of functions (a, b): a `hard_negative_share` of them
+        metadata-matched, the rest random; a shortfall is recorded in stats."""
+        pool_a, pool_b = np.flatnonzero(self.func == a), np.flatnonzero(self.func == b)
+        n_hard = int(round(self.config.hard_negative_share * need))
+        frames = []
+        got_hard = 0
+        for kind in ("hard", "random"):
+            # Hard negatives the metadata groups cannot supply are made up with random ones.
+            target = n_hard if kind == "hard" else need - got_hard
+            batches = self._draw(kind, pool_a, pool_b, target, groups)
+            got = sum(len(ia) for ia, _ in batches)
+            if kind == "hard":
+                got_hard = got
+            if got < target:
+                self.stats.shortfalls.append(
+                    f"{a}-{b} {kind} negatives: {got} of {target} after "
+                    f"{self.config.max_draw_rounds} draws (too few eligible pairs)"
+                    + ("; filled with random negatives" if kind == "hard" else "")
+                )
+            frames += [
+                pd.DataFrame({"ia": ia, "ib": ib, "schema_pair": f"{a}-{b}", "neg_type": kind})
+                for ia, ib in batches
+            ]
+        return frames
+
+    def _draw(self, kind: str, pool_a: np.ndarray, pool_b: np.ndarray, target: int,
+              groups: tuple) -> list[tuple[np.ndarray, np.ndarray]]:  # fmt: skip
+        """Accepted (ia, ib) batches, up to `target` pairs in all, of slot A from `pool_a`
+        and slot B from `pool_b` ("hard": same subtype, host and year), in at most
+        `max_draw_rounds` draws."""
+        batches, got = [], 0
+        for _round in range(self.config.max_draw_rounds):
+            if got >= target:
+                break
+            m = max(64, 3 * (target - got))
+            ia = pool_a[self.rng.integers(len(pool_a), size=m)]
+            if kind == "hard":
+                ib = _partner_in_group(ia, pool_b, self.iso, groups, self.rng)
+            else:
+                ib = pool_b[self.rng.integers(len(pool_b), size=m)]
+            batches.append(self.accept(ia, ib, target - got))
+            got += len(batches[-1][0])
+        return batches
+
+    def _same_func_negatives(self, n_pos: int) -> pd.DataFrame:
+        """Pairs of two proteins of one function from different isolates: one draw, at most
+        `max_same_func_ratio` of all negatives (cross-function ones from `n_pos` positives)."""
+        n_neg_cross = int(round(self.config.neg_to_pos_ratio * n_pos))
+        r = self.config.max_same_func_ratio
+        limit = int(r / (1 - r) * n_neg_cross) if r < 1 else n_neg_cross
+        m = max(64, 3 * limit)
+        # partner of the same function: proteins sorted by function, a random one of the block
+        fcode = pd.factorize(self.func)[0]
+        order = np.argsort(fcode, kind="stable")
+        starts = np.searchsorted(fcode[order], np.arange(fcode.max() + 1))
+        ends = np.r_[starts[1:], len(order)]
+        ia = self.rng.integers(len(self.h), size=m)
+        g = fcode[ia]
+        ib = order[starts[g] + (self.rng.random(m) * (ends[g] - starts[g])).astype(np.int64)]
+        ia, ib = self.accept(ia, ib, limit, same_func=True)
+        schema = [f"{f}-{f}" for f in self.func[ia]]
+        return pd.DataFrame({"ia": ia, "ib": ib, "schema_pair": schema, "neg_type": "same_func"})
 
 
 def _assemble(idx: pd.DataFrame, df: pd.DataFrame) -> pd.DataFrame:
@@ -284,113 +445,6 @@ def _assemble(idx: pd.DataFrame, df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(cols)
 
 
-def _negatives(part, pos, schema, codes_of, blocked, used_keys, config, rng, stats):
-    """Negatives for one split: per schema pair, `neg_to_pos_ratio` x its positives."""
-    h = part["h"].to_numpy()
-    iso = pd.factorize(part["assembly_id"])[0]
-    func = part["function"].to_numpy()
-    brc = pd.factorize(part["brc_fea_id"])[0].astype(np.int64)
-    groups = _match_groups(part, iso)
-    taken_brc: set[int] = set()
-    out = []
-    all_mode = config.schema_pairs is None
-    for a, b in schema:
-        n_pos = int((pos["schema_pair"] == f"{a}-{b}").sum())
-        need = int(round(config.neg_to_pos_ratio * n_pos))
-        if need == 0:
-            continue
-        pool_a, pool_b = np.flatnonzero(func == a), np.flatnonzero(func == b)
-        n_hard = int(round(config.hard_negative_share * need))
-        accepted: list[tuple[np.ndarray, np.ndarray, str]] = []
-        got_hard = 0
-        for kind in ("hard", "random"):
-            # Hard negatives the metadata groups cannot supply are made up with random ones.
-            target = n_hard if kind == "hard" else need - got_hard
-            got = 0
-            for _round in range(config.max_draw_rounds):
-                if got >= target:
-                    break
-                m = max(64, 3 * (target - got))
-                ia = pool_a[rng.integers(len(pool_a), size=m)]
-                if kind == "hard":
-                    ib = _partner_in_group(ia, pool_b, iso, groups, rng)
-                else:
-                    ib = pool_b[rng.integers(len(pool_b), size=m)]
-                ok = (ib >= 0) & (iso[ia] != iso[np.maximum(ib, 0)])
-                ia, ib = ia[ok], ib[ok]
-                key = codes_of.pair_key(h[ia], h[ib])
-                co = _in_sorted(key, blocked)
-                stats.reject("blocked_cooccur", co.sum())
-                ia, ib, key = ia[~co], ib[~co], key[~co]
-                brc_key = np.minimum(brc[ia], brc[ib]) * len(brc) + np.maximum(brc[ia], brc[ib])
-                new_brc = ~_in_set(brc_key, taken_brc)
-                first_brc = ~pd.Series(brc_key).duplicated().to_numpy()
-                stats.reject("duplicate_brc", (~(new_brc & first_brc)).sum())
-                sel = new_brc & first_brc
-                ia, ib, key, brc_key = ia[sel], ib[sel], key[sel], brc_key[sel]
-                fresh = ~_in_set(key, used_keys) & ~pd.Series(key).duplicated().to_numpy()
-                stats.reject("duplicate_seq", (~fresh).sum())
-                ia, ib, key, brc_key = ia[fresh], ib[fresh], key[fresh], brc_key[fresh]
-                take = min(target - got, len(ia))
-                accepted.append((ia[:take], ib[:take], kind))
-                used_keys.update(key[:take].tolist())
-                taken_brc.update(brc_key[:take].tolist())
-                got += take
-            if kind == "hard":
-                got_hard = got
-            if got < target:
-                stats.shortfalls.append(
-                    f"{a}-{b} {kind} negatives: {got} of {target} after "
-                    f"{config.max_draw_rounds} draws (too few eligible pairs)"
-                    + ("; filled with random negatives" if kind == "hard" else "")
-                )
-        for ia, ib, kind in accepted:
-            out.append(
-                pd.DataFrame({"ia": ia, "ib": ib, "schema_pair": f"{a}-{b}", "neg_type": kind})
-            )
-    if all_mode and config.allow_same_func_negatives:
-        out += _same_func_negatives(pos, h, iso, func, codes_of, blocked, used_keys,
-                                    config, rng, stats)  # fmt: skip
-    empty = pd.DataFrame({"ia": np.empty(0, np.int64), "ib": np.empty(0, np.int64),
-                          "schema_pair": [], "neg_type": []})  # fmt: skip
-    neg = pd.concat([empty, *out], ignore_index=True)
-    neg["label"] = 0
-    neg["pair_key"] = codes_of.pair_key(h[neg["ia"]], h[neg["ib"]])
-    return neg
-
-
-def _same_func_negatives(pos, h, iso, func, codes_of, blocked, used_keys,
-                         config, rng, stats) -> list[pd.DataFrame]:  # fmt: skip
-    """All-pairs mode with same-function negatives allowed: up to `max_same_func_ratio` of
-    the negatives pair two proteins of one function from different isolates."""
-    n_neg_cross = int(round(config.neg_to_pos_ratio * len(pos)))
-    r = config.max_same_func_ratio
-    limit = int(r / (1 - r) * n_neg_cross) if r < 1 else n_neg_cross
-    m = max(64, 3 * limit)
-    # partner of the same function: proteins sorted by function, a random one of the block
-    fcode = pd.factorize(func)[0]
-    order = np.argsort(fcode, kind="stable")
-    starts = np.searchsorted(fcode[order], np.arange(fcode.max() + 1))
-    ends = np.r_[starts[1:], len(order)]
-    ia = rng.integers(len(h), size=m)
-    g = fcode[ia]
-    ib = order[starts[g] + (rng.random(m) * (ends[g] - starts[g])).astype(np.int64)]
-    ok = iso[ia] != iso[ib]
-    ia, ib = ia[ok], ib[ok]
-    key = codes_of.pair_key(h[ia], h[ib])
-    co = _in_sorted(key, blocked) | (h[ia] == h[ib])
-    stats.reject("blocked_cooccur", co.sum())
-    ia, ib, key = ia[~co], ib[~co], key[~co]
-    fresh = ~_in_set(key, used_keys) & ~pd.Series(key).duplicated().to_numpy()
-    stats.reject("duplicate_seq", (~fresh).sum())
-    ia, ib, key = ia[fresh], ib[fresh], key[fresh]
-    stats.reject("same_func_limit", max(0, len(ia) - limit))
-    ia, ib, key = ia[:limit], ib[:limit], key[:limit]
-    used_keys.update(key.tolist())
-    schema = [f"{f}-{f}" for f in func[ia]]
-    return [pd.DataFrame({"ia": ia, "ib": ib, "schema_pair": schema, "neg_type": "same_func"})]
-
-
 def _match_groups(part: pd.DataFrame, iso: np.ndarray):
     """Isolates grouped by (subtype, host, year): group of each isolate, members by group."""
     meta = part.groupby(iso)[list(MATCH_KEYS)].first().astype(str)
@@ -409,7 +463,7 @@ def _partner_in_group(ia, pool_b, iso, groups, rng) -> np.ndarray:
     # the pool_b protein of each isolate (first one if several)
     b_of_iso = np.full(len(group_of_iso), -1, dtype=np.int64)
     iso_b = iso[pool_b]
-    first = ~pd.Series(iso_b).duplicated().to_numpy()
+    first = ~_repeated(iso_b)
     b_of_iso[iso_b[first]] = pool_b[first]
     g = group_of_iso[iso[ia]]
     size = ends[g] - starts[g]
