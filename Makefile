@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 export DAGSTER_HOME := $(CURDIR)/.dagster_home
 export SEGPAIR_DATA_ROOT := $(CURDIR)/data
 
-.PHONY: demo test system-packages ui mlflow-ui lint format
+.PHONY: demo test test-fast system-packages ui mlflow-ui lint format
 
 # torch==2.13.0 first: it is the CPU build, and installing it before the project keeps
 # pip from resolving `torch>=2.5` to the registry's CUDA build (several GB).
@@ -37,6 +37,10 @@ system-packages:
 
 test: $(BIN)/.installed system-packages
 	$(BIN)/pytest
+
+# The unit tests alone (pure core logic and structure, no Dagster run, no processes).
+test-fast: $(BIN)/.installed
+	$(BIN)/pytest segpair_assets_tests/unit
 
 ui: $(BIN)/.installed
 	$(BIN)/dagster dev -w workspace.yaml

@@ -25,7 +25,7 @@ from segpair.cleaning import build_protein_final
 from segpair.embeddings.cache import CachePaths
 from segpair.embeddings.kmer import KmerEmbedder
 from segpair.embeddings.language_models import LanguageModelEmbedder
-from segpair.embeddings.pipeline import build_master_cache
+from segpair.embeddings.pipeline import CacheMode, build_master_cache
 from segpair.readers import read_data_version
 from segpair.registry import load_registry
 from segpair.simulator import SimulationConfig, simulate_population, write_data_version
@@ -48,7 +48,7 @@ def second_version(proteins, share: float, rng):
 def timed(proteins, embedder, paths, previous=(), force=False):
     t0 = time.perf_counter()
     report = build_master_cache(
-        proteins, embedder, paths, list(previous), force_recompute=force, progress=lambda m: None
+        proteins, embedder, paths, list(previous), CacheMode.of(force), progress=lambda m: None
     )
     return time.perf_counter() - t0, report
 

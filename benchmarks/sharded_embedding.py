@@ -26,7 +26,7 @@ from embed_throughput import build_model  # beside this script
 
 from segpair.embeddings.cache import CachePaths, EmbeddingStore
 from segpair.embeddings.language_models import LanguageModelEmbedder
-from segpair.embeddings.pipeline import build_master_cache, prepare_master_cache
+from segpair.embeddings.pipeline import CacheMode, build_master_cache, prepare_master_cache
 from segpair.embeddings.sharding import embed_shard, plan_shards
 from segpair.registry import load_registry
 from segpair.simulator import SimulationConfig, simulate_population
@@ -87,7 +87,7 @@ def main() -> None:
         t_shards = time.perf_counter() - t0 - t_plan
         t1 = time.perf_counter()
         prepare_master_cache(
-            proteins, embedder(model_dir), paths, compute_missing=False, progress=quiet
+            proteins, embedder(model_dir), paths, mode=CacheMode.COLLECT, progress=quiet
         ).commit()
         t_commit = time.perf_counter() - t1
         t_sharded = time.perf_counter() - t0

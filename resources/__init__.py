@@ -1,22 +1,20 @@
 """Dagster resources and IO managers for segpair."""
 
-from resources.embedders import (
-    ComputeDevice,
-    KmerEmbedderResource,
-    LanguageModelEmbedderResource,
-)
+from resources.embedders import ComputeDevice, Embedders, LanguageModelOptions, embedders_for
 from resources.embedding_io_manager import EmbeddingCacheIOManager
 from resources.mlflow_tracking import MlflowTracking
 from resources.parquet_io_manager import PartitionedParquetIOManager
-from resources.storage import SegpairStorage, default_data_root
+from resources.storage import SegpairStorage
+from resources.viruses import VirusRegistryResource
 
 __all__ = [
     "ComputeDevice",
     "EmbeddingCacheIOManager",
+    "Embedders",
+    "LanguageModelOptions",
     "MlflowTracking",
-    "KmerEmbedderResource",
-    "LanguageModelEmbedderResource",
     "PartitionedParquetIOManager",
     "SegpairStorage",
-    "default_data_root",
+    "VirusRegistryResource",
+    "embedders_for",
 ]

@@ -10,29 +10,14 @@ import dagster as dg
 from segpair.embeddings.cache import CachePaths, EmbeddingStore
 from segpair.embeddings.pipeline import PreparedCache
 
-ASSET_PREFIX = "master_embeddings_"
-
-
-def embedder_of(asset_key: dg.AssetKey) -> str:
-    name = asset_key.path[-1]
-    if not name.startswith(ASSET_PREFIX):
-        raise ValueError(f"{name} is not a master embeddings asset")
-    return name.removeprefix(ASSET_PREFIX)
+# Each cache asset names its embedder in its definition metadata under this key.
+EMBEDDER_METADATA_KEY = "segpair/embedder"
 
 
 class EmbeddingCacheIOManager(dg.ConfigurableIOManager):
     """Files live at `{data_root}/embeddings/{virus}/{data_version}/master_{embedder}_*`."""
 
     data_root: str
-
-    def _paths(self, context: dg.OutputContext | dg.InputContext) -> CachePaths:
-        dims = context.asset_partition_key.keys_by_dimension
-        return CachePaths.for_partition(
-            Path(self.data_root),
-            dims["virus"],
-            dims["data_version"],
-            embedder_of(context.asset_key),
-        )
 
     def handle_output(self, context: dg.OutputContext, obj: PreparedCache) -> None:
         report = obj.commit()
@@ -45,4 +30,16 @@ class EmbeddingCacheIOManager(dg.ConfigurableIOManager):
         )
 
     def load_input(self, context: dg.InputContext) -> EmbeddingStore:
-        return EmbeddingStore(self._paths(context))
+        upstream = context.upstream_output
+        embedder = upstream.definition_metadata.get(EMBEDDER_METADATA_KEY) if upstream else None
+        if not embedder:
+            raise ValueError(
+                f"{context.asset_key.to_user_string()} has no {EMBEDDER_METADATA_KEY!r} "
+                "metadata: build master cache assets with segpair_assets.assets.embeddings"
+            )
+        dims = context.asset_partition_key.keys_by_dimension
+        return EmbeddingStore(
+            CachePaths.for_partition(
+                Path(self.data_root), dims["virus"], dims["data_version"], embedder
+            )
+        )

@@ -9,7 +9,8 @@ so it calls `mlflow` directly. Default store: SQLite under the data root; point
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
@@ -68,9 +69,39 @@ class MlflowTracking(dg.ConfigurableResource):
                 return found.experiment_id
 
     @contextlib.contextmanager
-    def run(self, experiment: str, run_name: str, tags: dict[str, str]) -> Iterator[object]:
+    def run(self, experiment: str, run_name: str, tags: dict[str, str]) -> Iterator[TrackedRun]:
+        """An MLflow run: what an asset logs goes through the `TrackedRun` it yields."""
         mlflow = self._client_setup()
         with mlflow.start_run(
             experiment_id=self.experiment_id(experiment), run_name=run_name, tags=tags
         ) as active:
-            yield active
+            yield TrackedRun(active.info.run_id)
+
+
+@dataclass(frozen=True)
+class TrackedRun:
+    """The active MLflow run, so asset code never imports mlflow itself."""
+
+    run_id: str
+
+    def log_params(self, params: Mapping[str, object]) -> None:
+        import mlflow
+
+        mlflow.log_params(dict(params))
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        import mlflow
+
+        mlflow.log_metrics({k: float(v) for k, v in metrics.items()}, step=step)
+
+    def set_tags(self, tags: Mapping[str, object]) -> None:
+        import mlflow
+
+        mlflow.set_tags({k: str(v) for k, v in tags.items()})
+
+    def log_artifacts(self, files: list[Path], model_file: str | None = None) -> None:
+        """Files at the run's root; `model_file` (a checkpoint name) under model/."""
+        import mlflow
+
+        for f in files:
+            mlflow.log_artifact(str(f), artifact_path="model" if f.name == model_file else None)

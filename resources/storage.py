@@ -1,18 +1,17 @@
-"""Where segpair's files live: one data root with raw/, processed/, embeddings/, ..."""
+"""Where segpair's files live: one data root with raw/, processed/, embeddings/, models/.
+
+Every path under the data root is built here (and, for the cache files, by
+`segpair.embeddings.cache.CachePaths`), so no asset joins path pieces itself.
+"""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import dagster as dg
 
-DATA_ROOT_ENV_VAR = "SEGPAIR_DATA_ROOT"
-
-
-def default_data_root() -> str:
-    """$SEGPAIR_DATA_ROOT, else ./data of the directory Dagster was started from."""
-    return os.environ.get(DATA_ROOT_ENV_VAR) or str(Path.cwd() / "data")
+from segpair.embeddings.cache import CachePaths
+from segpair.embeddings.pipeline import previous_caches
 
 
 class SegpairStorage(dg.ConfigurableResource):
@@ -29,3 +28,15 @@ class SegpairStorage(dg.ConfigurableResource):
 
     def processed_dir(self, virus: str, data_version: str) -> Path:
         return self.root / "processed" / virus / data_version
+
+    def cache_paths(self, virus: str, data_version: str, embedder: str) -> CachePaths:
+        """The master cache of one embedder in one partition."""
+        return CachePaths.for_partition(self.root, virus, data_version, embedder)
+
+    def earlier_caches(self, virus: str, data_version: str, embedder: str) -> list[CachePaths]:
+        """The embedder's caches in the virus's other data versions, newest first."""
+        return previous_caches(self.root, virus, data_version, embedder)
+
+    def model_dir(self, virus: str, data_version: str, embedder: str) -> Path:
+        """Checkpoint, metrics, plots and diagnostics of one embedder in one partition."""
+        return self.root / "models" / virus / data_version / embedder

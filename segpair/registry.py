@@ -1,7 +1,8 @@
 """The virus registry: segments, proteins and simulation presets, read from TOML.
 
-The registry is data. `viruses.toml` beside this module is the default; set
-SEGPAIR_VIRUS_REGISTRY to a TOML file of the same shape to add or replace viruses.
+The registry is data. `viruses.toml` beside this module is the default; a TOML file of
+the same shape adds or replaces viruses (the Dagster code location and the CLI take
+its path from SEGPAIR_VIRUS_REGISTRY, see `segpair_assets.settings`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from pathlib import Path
 from pydantic import BaseModel, Field, model_validator
 
 DEFAULT_REGISTRY_PATH = Path(__file__).with_name("viruses.toml")
-REGISTRY_ENV_VAR = "SEGPAIR_VIRUS_REGISTRY"
 
 
 class ProteinSpec(BaseModel):
@@ -128,7 +128,8 @@ class VirusRegistry(BaseModel):
         if name not in self.viruses:
             raise KeyError(
                 f"unknown virus {name!r}; the registry knows {sorted(self.viruses)}. "
-                f"Add an entry to {DEFAULT_REGISTRY_PATH.name} or to ${REGISTRY_ENV_VAR}."
+                f"Add an entry to {DEFAULT_REGISTRY_PATH.name} or to the registry file that "
+                "SEGPAIR_VIRUS_REGISTRY names."
             )
         return self.viruses[name]
 
@@ -148,6 +149,6 @@ def _load(path: str) -> VirusRegistry:
 
 
 def load_registry(path: str | os.PathLike | None = None) -> VirusRegistry:
-    """The registry at `path`, else $SEGPAIR_VIRUS_REGISTRY, else the packaged default."""
-    chosen = path or os.environ.get(REGISTRY_ENV_VAR) or DEFAULT_REGISTRY_PATH
+    """The registry at `path`, else the packaged default."""
+    chosen = path or DEFAULT_REGISTRY_PATH
     return _load(str(Path(chosen).resolve()))

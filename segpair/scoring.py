@@ -21,8 +21,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from segpair.atomic import atomic_path
 from segpair.cleaning import CleaningReport, build_protein_final
 from segpair.embeddings.base import Embedder, signature_of
+from segpair.embeddings.cache import EmbeddingStore
 from segpair.embeddings.factory import embedder_from_description
 from segpair.embeddings.pipeline import input_sequences
 from segpair.errors import InputDataError
@@ -35,6 +37,7 @@ from segpair.training.checkpoint import (
     read_checkpoint,
 )
 from segpair.training.model import PairClassifier
+from segpair.training.plots import score_histogram_png
 from segpair.training.train import predict
 
 SCORE_COLUMNS = [
@@ -329,3 +332,33 @@ def isolate_summary(scores: pd.DataFrame, threshold: float) -> pd.DataFrame:
         .sort_values(["n_below_threshold", "min_score"], ascending=[False, True])
         .reset_index(drop=True)
     )
+
+
+# what `seen_in` can say of a scored pair
+SEEN_IN_GROUPS = ("train", "val", "test", "new")
+
+
+def score_isolate_pairs(
+    scorer: PairScorer, pairs: pd.DataFrame, embeddings: EmbeddingStore
+) -> pd.DataFrame:
+    """Scores of `pairs`; proteins the cache lacks are reported as not scored."""
+    used = sorted(set(pairs["brc_a"]) | set(pairs["brc_b"]))
+    have = set(embeddings.index["brc_fea_id"])
+    present = [p for p in used if p in have]
+    vectors = embeddings.gather(present)
+    row_of = {pid: i for i, pid in enumerate(present)}
+    failed = {pid: "has no embedding in the master cache" for pid in used if pid not in have}
+    return scorer.score(pairs, vectors, row_of, failed)
+
+
+def write_scoring_outputs(out_dir: Path, scores: pd.DataFrame, threshold: float, title: str):
+    """isolate_summary.csv and the score histogram; returns (summary, groups, png)."""
+    summary = isolate_summary(scores, threshold)
+    with atomic_path(out_dir / "isolate_summary.csv") as tmp:
+        summary.to_csv(tmp, index=False)
+    scored = scores[scores["score"].notna()]
+    groups = {g: scored.loc[scored["seen_in"] == g, "score"].to_numpy() for g in SEEN_IN_GROUPS}
+    png = score_histogram_png(groups, threshold, title)
+    with atomic_path(out_dir / "isolate_pair_scores.png") as tmp:
+        tmp.write_bytes(png)
+    return summary, groups, png

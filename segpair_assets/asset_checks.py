@@ -3,18 +3,15 @@
 import dagster as dg
 import pandas as pd
 
-from resources.embedding_io_manager import embedder_of
-from segpair.embeddings.cache import CachePaths, EmbeddingStore
+from resources.storage import SegpairStorage
+from segpair.embeddings.cache import EmbeddingStore
+from segpair.embeddings.catalog import EmbedderCatalog, EmbedderSpec
 from segpair.embeddings.validation import check_cache
 from segpair.pairs.leakage import leakage_report, proteins_without_embedding
 from segpair.validation import CheckOutcome, check_protein_final
-from segpair_assets.assets.embeddings import embedding_asset_names, embedding_assets
 from segpair_assets.assets.pairs import segment_pairs
 from segpair_assets.assets.preprocessing import protein_final
-from segpair_assets.embedders import DEFAULT_EMBEDDER, embedder_descriptions
 from segpair_assets.partitions import partitioned_asset_check, virus_and_version
-
-MAIN_JOB_EMBEDDINGS = embedding_asset_names(needs_weights=False)
 
 
 def outcome_result(outcomes: dict[str, CheckOutcome]) -> dg.AssetCheckResult:
@@ -40,32 +37,27 @@ def protein_final_is_valid(protein_final: pd.DataFrame) -> dg.AssetCheckResult:
     return outcome_result(check_protein_final(protein_final))
 
 
-def build_embedding_check(asset: dg.AssetsDefinition) -> dg.AssetChecksDefinition:
-    name = asset.key.path[-1]
-
+def build_embedding_check(spec: EmbedderSpec) -> dg.AssetChecksDefinition:
     @partitioned_asset_check(
-        asset=asset,
-        name=f"{name}_is_complete",
+        asset=spec.cache_asset,
+        name=f"{spec.cache_asset}_is_complete",
         blocking=True,
         additional_ins={"protein_final": dg.AssetIn("protein_final")},
-        required_resource_keys={"storage"},
         description="Exact dimension, no NaN/Inf, one row per unique sequence, index rows "
         "holding their own keys, and every protein_final id mapped or in failed_ids.csv.",
     )
     def _check(
-        context: dg.AssetCheckExecutionContext, protein_final: pd.DataFrame
+        context: dg.AssetCheckExecutionContext, storage: SegpairStorage, protein_final: pd.DataFrame
     ) -> dg.AssetCheckResult:
         virus, version = virus_and_version(context)
-        paths = CachePaths.for_partition(
-            context.resources.storage.root, virus, version, embedder_of(asset.key)
-        )
-        with EmbeddingStore(paths) as store:
+        with EmbeddingStore(storage.cache_paths(virus, version, spec.name)) as store:
             return outcome_result(check_cache(store, protein_final))
 
     return _check
 
 
-embedding_checks = [build_embedding_check(a) for a in embedding_assets]
+def build_embedding_checks(catalog: EmbedderCatalog) -> list[dg.AssetChecksDefinition]:
+    return [build_embedding_check(spec) for spec in catalog]
 
 
 @partitioned_asset_check(
@@ -82,34 +74,39 @@ def segment_pairs_leakage_free(
     return outcome_result(leakage_report(segment_pairs, cooccurrence_sets, mode))
 
 
-@partitioned_asset_check(
-    asset=segment_pairs,
-    additional_deps=[a.key for a in embedding_assets if a.key.path[-1] in MAIN_JOB_EMBEDDINGS],
-    required_resource_keys={"storage"},
-    description=f"Every protein in a pair has a vector in each master cache of this partition. "
-    f"Fails as an error when the default cache ({DEFAULT_EMBEDDER}) lacks one, as a warning "
-    "for other embedders (e.g. nucleotide embedders on protein-only data).",
-)
-def segment_pairs_proteins_embedded(
-    context: dg.AssetCheckExecutionContext, segment_pairs: pd.DataFrame
-) -> dg.AssetCheckResult:
-    virus, version = virus_and_version(context)
-    outcomes: dict[str, CheckOutcome] = {}
-    for name in embedder_descriptions():
-        paths = CachePaths.for_partition(context.resources.storage.root, virus, version, name)
-        if paths.exists():
-            with EmbeddingStore(paths) as store:
-                outcomes[name] = proteins_without_embedding(
-                    segment_pairs, store.index["brc_fea_id"]
-                )
-    if DEFAULT_EMBEDDER not in outcomes:
-        outcomes[DEFAULT_EMBEDDER] = CheckOutcome(
-            False, f"a {DEFAULT_EMBEDDER} master cache exists", ["materialize it first"]
-        )
-    result = outcome_result(outcomes)
-    severity = (
-        dg.AssetCheckSeverity.ERROR
-        if not outcomes[DEFAULT_EMBEDDER].passed
-        else dg.AssetCheckSeverity.WARN
+def build_proteins_embedded_check(catalog: EmbedderCatalog) -> dg.AssetChecksDefinition:
+    """Every protein of segment_pairs has a vector in each weight-free cache."""
+    default = catalog.default
+
+    @partitioned_asset_check(
+        asset=segment_pairs,
+        additional_deps=[spec.cache_asset for spec in catalog.weight_free()],
+        description="Every protein in a pair has a vector in each master cache of this "
+        f"partition. Fails as an error when the default cache ({default}) lacks one, as a "
+        "warning for other embedders (e.g. nucleotide embedders on protein-only data).",
     )
-    return dg.AssetCheckResult(passed=result.passed, metadata=result.metadata, severity=severity)
+    def segment_pairs_proteins_embedded(
+        context: dg.AssetCheckExecutionContext,
+        storage: SegpairStorage,
+        segment_pairs: pd.DataFrame,
+    ) -> dg.AssetCheckResult:
+        virus, version = virus_and_version(context)
+        outcomes: dict[str, CheckOutcome] = {}
+        for spec in catalog:
+            paths = storage.cache_paths(virus, version, spec.name)
+            if paths.exists():
+                with EmbeddingStore(paths) as store:
+                    ids = store.index["brc_fea_id"]
+                    outcomes[spec.name] = proteins_without_embedding(segment_pairs, ids)
+        if default not in outcomes:
+            outcomes[default] = CheckOutcome(
+                False, f"a {default} master cache exists", ["materialize it first"]
+            )
+        result = outcome_result(outcomes)
+        severity = dg.AssetCheckSeverity.WARN if outcomes[default].passed else (
+            dg.AssetCheckSeverity.ERROR)  # fmt: skip
+        return dg.AssetCheckResult(
+            passed=result.passed, metadata=result.metadata, severity=severity
+        )
+
+    return segment_pairs_proteins_embedded

@@ -13,12 +13,11 @@ segpair score -m model.pt -i IN  score protein pairs with a trained model: every
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
-from segpair.registry import load_registry
 from segpair.simulator import SimulationConfig, simulate_population, write_data_version
+from segpair_assets.settings import Settings
 
 
 def _materialize(
@@ -35,7 +34,7 @@ def _materialize(
         partition_tags,
     )
 
-    if not os.environ.get("DAGSTER_HOME"):
+    if not Settings.from_environment().dagster_home:
         print("DAGSTER_HOME is not set: set it to a folder so runs are kept (make demo does).")
         return 2
     instance = dg.DagsterInstance.get()
@@ -121,11 +120,12 @@ def _score(args, registry) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    registry = Settings.from_environment().registry()
     parser = argparse.ArgumentParser(prog="segpair", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("demo", help="materialize everything on the SIMULATED demo data")
     mat = sub.add_parser("materialize", help="materialize every asset of one partition")
-    mat.add_argument("-v", "--virus", required=True, choices=load_registry().names)
+    mat.add_argument("-v", "--virus", required=True, choices=registry.names)
     mat.add_argument("-d", "--data-version", required=True)
     mat.add_argument(
         "--job",
@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         "--assets", nargs="+", metavar="ASSET", help="only these assets of the job (and checks)"
     )
     sim = sub.add_parser("simulate", help="write a SIMULATED data version folder")
-    sim.add_argument("-v", "--virus", required=True, choices=load_registry().names)
+    sim.add_argument("-v", "--virus", required=True, choices=registry.names)
     sim.add_argument("-o", "--out", required=True, type=Path)
     sim.add_argument("-n", "--isolates", type=int, default=SimulationConfig.n_isolates)
     sim.add_argument("--seed", type=int, default=SimulationConfig.seed)
@@ -161,8 +161,6 @@ def main(argv: list[str] | None = None) -> int:
     score.add_argument("--weights", help="where the language model's weights are now, if moved")
     score.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     args = parser.parse_args(argv)
-
-    registry = load_registry()
     if args.command == "score":
         return _score(args, registry)
     if args.command == "demo":

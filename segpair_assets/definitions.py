@@ -1,8 +1,20 @@
-"""The segpair code location."""
+"""The segpair code location.
+
+How outputs are persisted, one rule per kind of output:
+
+- Tables (protein_final, co-occurrence, pairs, scores): `PartitionedParquetIOManager`;
+  downstream assets load them as DataFrames.
+- Master embedding caches: `EmbeddingCacheIOManager`; the HDF5 + Parquet pair must
+  commit together, and downstream gets a lazy `EmbeddingStore`, never the whole matrix.
+- Models and diagnostics (checkpoint, metrics, plots): the core writes the files into
+  `storage.model_dir(...)` and the asset returns `MaterializeResult`; they are several
+  files per output, read by people, MLflow and `segpair score`, never by another asset.
+- Values between the sharded embedding steps: `FilesystemIOManager` (small plans and
+  reports).
+"""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import dagster as dg
@@ -13,29 +25,28 @@ from resources import (
     MlflowTracking,
     PartitionedParquetIOManager,
     SegpairStorage,
-    default_data_root,
+    VirusRegistryResource,
+    embedders_for,
 )
 from resources.mlflow_tracking import default_tracking_uri
+from segpair.embeddings.catalog import CATALOG, EmbedderCatalog
 from segpair_assets.asset_checks import (
-    embedding_checks,
+    build_embedding_checks,
+    build_proteins_embedded_check,
     protein_final_is_valid,
     segment_pairs_leakage_free,
-    segment_pairs_proteins_embedded,
 )
-from segpair_assets.assets.diagnostics import diagnostics_assets
-from segpair_assets.assets.embeddings import SHARD_IO_MANAGER, embedding_assets
+from segpair_assets.assets.diagnostics import build_diagnostics_assets
+from segpair_assets.assets.embeddings import SHARD_IO_MANAGER, build_embedding_assets
 from segpair_assets.assets.pairs import cooccurrence_sets, segment_pairs
+from segpair_assets.assets.per_embedder import NEEDS_WEIGHTS_TAG
 from segpair_assets.assets.preprocessing import protein_final
-from segpair_assets.assets.scoring import scoring_assets
-from segpair_assets.assets.training import training_assets
-from segpair_assets.automation import (
-    eager_automation_enabled,
-    new_data_version_sensor,
-    weekly_refresh_schedules,
-)
-from segpair_assets.embedders import NEEDS_WEIGHTS_TAG, embedder_resources
-from segpair_assets.executors import executor_from_environment
-from segpair_assets.jobs import segpair_language_model_job, segpair_main_job, virus_jobs
+from segpair_assets.assets.scoring import build_scoring_assets
+from segpair_assets.assets.training import build_training_assets
+from segpair_assets.automation import build_new_data_version_sensor, build_weekly_refresh_schedules
+from segpair_assets.executors import executor_for
+from segpair_assets.jobs import build_virus_jobs, segpair_language_model_job, segpair_main_job
+from segpair_assets.settings import MLFLOW_URI_ENV, Settings
 
 
 def _follow_upstream(spec: dg.AssetSpec) -> dg.AssetSpec:
@@ -46,51 +57,63 @@ def _follow_upstream(spec: dg.AssetSpec) -> dg.AssetSpec:
     return spec.replace_attributes(automation_condition=dg.AutomationCondition.eager())
 
 
-def build_definitions(
-    data_root: str | None = None, eager_automation: bool | None = None
-) -> dg.Definitions:
-    """The code location; `eager_automation` unset: SEGPAIR_EAGER_AUTOMATION decides."""
-    root = data_root or default_data_root()
-    assets = [
+def build_assets(catalog: EmbedderCatalog) -> list:
+    return [
         protein_final,
-        *embedding_assets,
+        *build_embedding_assets(catalog),
         cooccurrence_sets,
         segment_pairs,
-        *training_assets,
-        *diagnostics_assets,
-        *scoring_assets,
+        *build_training_assets(catalog),
+        *build_diagnostics_assets(catalog),
+        *build_scoring_assets(catalog),
     ]
-    if eager_automation_enabled() if eager_automation is None else eager_automation:
+
+
+def build_resources(settings: Settings, root: str, catalog: EmbedderCatalog = CATALOG) -> dict:
+    tracking_uri = dg.EnvVar(MLFLOW_URI_ENV) if settings.mlflow_tracking_uri_from_env else None
+    return {
+        "storage": SegpairStorage(data_root=root),
+        "viruses": VirusRegistryResource(path=settings.registry_path),
+        "parquet_io_manager": PartitionedParquetIOManager(base_dir=str(Path(root) / "processed")),
+        "embedding_io_manager": EmbeddingCacheIOManager(data_root=root),
+        # Shard plans and reports between embedding steps: under the data root, which
+        # every worker of a cluster shares anyway (the caches live there).
+        SHARD_IO_MANAGER: dg.FilesystemIOManager(base_dir=str(Path(root) / "step_outputs")),
+        "compute_device": ComputeDevice(),
+        "embedders": embedders_for(dict(settings.models), catalog),
+        "mlflow_tracking": MlflowTracking(
+            tracking_uri=tracking_uri or default_tracking_uri(root),
+            artifact_root=str(Path(root) / "mlflow" / "artifacts"),
+        ),
+    }
+
+
+def build_definitions(
+    data_root: str | None = None,
+    eager_automation: bool | None = None,
+    settings: Settings | None = None,
+    catalog: EmbedderCatalog = CATALOG,
+) -> dg.Definitions:
+    """The code location. Unset arguments come from `settings` (default: the environment)."""
+    settings = settings or Settings.from_environment(catalog=catalog)
+    root = data_root or settings.data_root
+    assets = build_assets(catalog)
+    if settings.eager_automation if eager_automation is None else eager_automation:
         assets = dg.map_asset_specs(_follow_upstream, assets)
+    virus_jobs = build_virus_jobs(settings.registry(), catalog)
     return dg.Definitions(
         assets=assets,
         asset_checks=[
             protein_final_is_valid,
-            *embedding_checks,
+            *build_embedding_checks(catalog),
             segment_pairs_leakage_free,
-            segment_pairs_proteins_embedded,
+            build_proteins_embedded_check(catalog),
         ],
         jobs=[segpair_main_job, segpair_language_model_job, *virus_jobs],
-        executor=executor_from_environment(),
-        sensors=[new_data_version_sensor],
-        schedules=weekly_refresh_schedules,
-        resources={
-            "storage": SegpairStorage(data_root=root),
-            "parquet_io_manager": PartitionedParquetIOManager(
-                base_dir=str(Path(root) / "processed")
-            ),
-            "embedding_io_manager": EmbeddingCacheIOManager(data_root=root),
-            # Shard plans and reports between embedding steps: under the data root, which
-            # every worker of a cluster shares anyway (the caches live there).
-            SHARD_IO_MANAGER: dg.FilesystemIOManager(base_dir=str(Path(root) / "step_outputs")),
-            "compute_device": ComputeDevice(),
-            "mlflow_tracking": MlflowTracking(
-                tracking_uri=os.environ.get("SEGPAIR_MLFLOW_TRACKING_URI")
-                or default_tracking_uri(root),
-                artifact_root=str(Path(root) / "mlflow" / "artifacts"),
-            ),
-            **embedder_resources(),
-        },
+        executor=executor_for(settings),
+        sensors=[build_new_data_version_sensor(settings, virus_jobs)],
+        schedules=build_weekly_refresh_schedules(settings.registry().names, virus_jobs),
+        resources=build_resources(settings, root, catalog),
     )
 
 

@@ -1,6 +1,7 @@
 """Where a run's steps execute: this machine (default) or Celery workers (a cluster).
 
-SEGPAIR_EXECUTOR picks it where the code location loads (webserver, daemon, CLI):
+`Settings.executor` (SEGPAIR_EXECUTOR) picks it where the code location loads (webserver,
+daemon, CLI):
 
 - `multiprocess` (default): every step a subprocess on this machine; language-model
   embedding shards share the "gpu" concurrency pool (its limit, set in dagster.yaml,
@@ -8,22 +9,15 @@ SEGPAIR_EXECUTOR picks it where the code location loads (webserver, daemon, CLI)
 - `celery`: every step a Celery task. Steps tagged `dagster-celery/queue: gpu` (the
   language-model embedding steps) go to workers started with `-q gpu` on GPU machines,
   everything else to workers on the default `dagster` queue. The broker and result
-  backend come from SEGPAIR_CELERY_BROKER / SEGPAIR_CELERY_BACKEND (Redis URLs);
+  backend are `Settings.celery_broker` / `celery_backend` (Redis URLs);
   workers read the same variables through `deploy/celery.yaml`.
 """
 
 from __future__ import annotations
 
-import os
-
 import dagster as dg
 
-EXECUTOR_ENV = "SEGPAIR_EXECUTOR"
-BROKER_ENV = "SEGPAIR_CELERY_BROKER"
-BACKEND_ENV = "SEGPAIR_CELERY_BACKEND"
-DEFAULT_BROKER = "redis://localhost:6379/0"
-DEFAULT_BACKEND = "redis://localhost:6379/1"
-
+from segpair_assets.settings import Settings
 
 # A worker takes its next step only when the current one is done (a GPU worker must not
 # hoard shards another GPU could run), and a step whose worker died goes to another.
@@ -34,17 +28,17 @@ TASK_SETTINGS = {
 }
 
 
-def celery_settings() -> dict:
+def celery_settings(settings: Settings) -> dict:
     """The Celery executor's config; `deploy/celery.yaml` gives workers the same values."""
     return {
-        "broker": os.environ.get(BROKER_ENV) or DEFAULT_BROKER,
-        "backend": os.environ.get(BACKEND_ENV) or DEFAULT_BACKEND,
+        "broker": settings.celery_broker,
+        "backend": settings.celery_backend,
         "config_source": dict(TASK_SETTINGS),
     }
 
 
-def executor_from_environment() -> dg.ExecutorDefinition:
-    kind = os.environ.get(EXECUTOR_ENV, "multiprocess").strip().lower()
+def executor_for(settings: Settings) -> dg.ExecutorDefinition:
+    kind = settings.executor
     if kind == "multiprocess":
         return dg.multiprocess_executor
     if kind == "celery":
@@ -52,7 +46,7 @@ def executor_from_environment() -> dg.ExecutorDefinition:
             from dagster_celery import celery_executor
         except ImportError as err:
             raise RuntimeError(
-                f"{EXECUTOR_ENV}=celery needs dagster-celery: pip install 'segpair[distributed]'"
+                "SEGPAIR_EXECUTOR=celery needs dagster-celery: pip install 'segpair[distributed]'"
             ) from err
-        return celery_executor.configured(celery_settings(), name="segpair_celery")
-    raise ValueError(f"{EXECUTOR_ENV}={kind!r}: use 'multiprocess' (default) or 'celery'")
+        return celery_executor.configured(celery_settings(settings), name="segpair_celery")
+    raise ValueError(f"SEGPAIR_EXECUTOR={kind!r}: use 'multiprocess' (default) or 'celery'")

@@ -6,11 +6,12 @@ import warnings
 
 import dagster as dg
 
-from segpair.registry import load_registry
+from segpair_assets.settings import current_settings
 
 DATA_VERSION_PARTITIONS_NAME = "data_version"
 
-virus_partitions = dg.StaticPartitionsDefinition(load_registry().names)
+# The registry's viruses, from the settings of the process that loads the code location.
+virus_partitions = dg.StaticPartitionsDefinition(current_settings().registry().names)
 data_version_partitions = dg.DynamicPartitionsDefinition(name=DATA_VERSION_PARTITIONS_NAME)
 virus_data_version_partitions = dg.MultiPartitionsDefinition(
     {"virus": virus_partitions, "data_version": data_version_partitions}

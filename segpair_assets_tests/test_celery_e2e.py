@@ -17,9 +17,10 @@ import dagster as dg
 import numpy as np
 import pytest
 
-from resources.embedders import LanguageModelEmbedderResource
+from resources.embedders import embedders_for
 from segpair.embeddings.cache import CachePaths, EmbeddingStore
-from segpair_assets.assets.embeddings import embedding_assets
+from segpair.embeddings.catalog import CATALOG
+from segpair_assets.assets.embeddings import build_embedding_assets
 from segpair_assets.assets.preprocessing import protein_final
 from segpair_assets.definitions import build_definitions
 from segpair_assets.partitions import DATA_VERSION_PARTITIONS_NAME, partition_key
@@ -104,11 +105,11 @@ def _single_machine_vectors(tmp_path: Path, model: Path) -> dict[str, np.ndarray
     (root / "raw").mkdir(parents=True)
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions(DATA_VERSION_PARTITIONS_NAME, [VERSION])
-        esm = LanguageModelEmbedderResource(family="esm2", model=str(model))
+        esm = embedders_for({"esm2": str(model)})
         result = dg.materialize(
-            [protein_final, *embedding_assets],
+            [protein_final, *build_embedding_assets(CATALOG)],
             instance=instance,
-            resources={**build_definitions(str(root)).resources, "embedder_esm2": esm},
+            resources={**build_definitions(str(root)).resources, "embedders": esm},
             partition_key=partition_key(VIRUS, VERSION),
             selection=["protein_final", "master_embeddings_esm2"],
         )
@@ -186,11 +187,12 @@ def test_workers_and_executor_share_the_celery_settings(monkeypatch):
     from dagster_celery.cli import get_validated_config
 
     from segpair_assets.executors import celery_settings
+    from segpair_assets.settings import Settings
 
     monkeypatch.setenv("SEGPAIR_CELERY_BROKER", "redis://broker:6379/0")
     monkeypatch.setenv("SEGPAIR_CELERY_BACKEND", "redis://broker:6379/1")
     workers = get_validated_config(str(REPO_ROOT / "deploy" / "celery.yaml"))
-    executor = celery_settings()
+    executor = celery_settings(Settings.from_environment())
     assert workers["broker"] == executor["broker"] == "redis://broker:6379/0"
     assert workers["backend"] == executor["backend"] == "redis://broker:6379/1"
     assert workers["config_source"] == executor["config_source"]

@@ -108,7 +108,11 @@ def test_dagster_cli_validates_the_workspace(tmp_path):
 
 def test_executor_is_chosen_by_the_environment(monkeypatch, tmp_path):
     from segpair_assets.definitions import build_definitions
-    from segpair_assets.executors import executor_from_environment
+    from segpair_assets.executors import executor_for
+    from segpair_assets.settings import Settings
+
+    def executor_from_environment():
+        return executor_for(Settings.from_environment())
 
     monkeypatch.delenv("SEGPAIR_EXECUTOR", raising=False)
     assert executor_from_environment() is dg.multiprocess_executor

@@ -9,17 +9,23 @@ import shutil
 import dagster as dg
 import numpy as np
 
-from resources.embedders import LanguageModelEmbedderResource
+from resources.embedders import embedders_for
 from segpair.embeddings.cache import CachePaths, EmbeddingStore
+from segpair.embeddings.catalog import CATALOG
 from segpair.simulator import SimulationConfig, simulate_population, write_data_version
-from segpair_assets.asset_checks import embedding_checks, protein_final_is_valid
-from segpair_assets.assets.embeddings import embedding_assets
+from segpair_assets.asset_checks import build_embedding_checks, protein_final_is_valid
+from segpair_assets.assets.embeddings import build_embedding_assets
 from segpair_assets.assets.preprocessing import protein_final
 from segpair_assets.definitions import build_definitions
 from segpair_assets.partitions import DATA_VERSION_PARTITIONS_NAME, partition_key
 from segpair_assets_tests.tiny_models import build_tiny_esm2
 
-ALL = [protein_final, protein_final_is_valid, *embedding_assets, *embedding_checks]
+ALL = [
+    protein_final,
+    protein_final_is_valid,
+    *build_embedding_assets(CATALOG),
+    *build_embedding_checks(CATALOG),
+]
 
 
 def _run(instance, data_root, version, names, resources=None, virus="flu_a"):
@@ -67,7 +73,7 @@ def test_tiny_esm2_from_a_local_directory_in_one_and_in_three_shards(
     """The language-model asset (plan -> shard steps -> commit) on a tiny ESM-2 loaded
     from a local directory; recomputed in 3 hash-range shards it writes the same cache."""
     model = build_tiny_esm2(tmp_path / "tiny_esm2")
-    esm = {"embedder_esm2": LanguageModelEmbedderResource(family="esm2", model=str(model))}
+    esm = {"embedders": embedders_for({"esm2": str(model)})}
     name = "master_embeddings_esm2"
     result = _run(dagster_instance, data_root, "simulated_v1", [name], esm, virus="bunya")
     md = _md(result, name)

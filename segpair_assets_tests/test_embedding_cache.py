@@ -17,7 +17,7 @@ from segpair.embeddings import cache as cache_mod
 from segpair.embeddings.cache import CachePaths, EmbeddingStore
 from segpair.embeddings.features import FeatureDimensionError, FeatureSource, merged_features
 from segpair.embeddings.kmer import KmerEmbedder
-from segpair.embeddings.pipeline import build_master_cache, previous_caches
+from segpair.embeddings.pipeline import CacheMode, build_master_cache, previous_caches
 from segpair.embeddings.validation import check_cache
 from segpair.simulator import SimulationConfig, simulate_population
 from segpair_assets_tests.conftest import REPO_ROOT
@@ -66,7 +66,7 @@ def test_second_run_reuses_everything_and_force_recomputes(tmp_path, proteins):
     build_master_cache(proteins, e, paths, progress=_quiet)
     again = build_master_cache(proteins, e, paths, progress=_quiet)
     assert again.computed == 0 and again.reused_in_place == again.n_unique_keys
-    forced = build_master_cache(proteins, e, paths, force_recompute=True, progress=_quiet)
+    forced = build_master_cache(proteins, e, paths, mode=CacheMode.RECOMPUTE, progress=_quiet)
     assert forced.computed == forced.n_unique_keys and forced.reused_in_place == 0
 
 

@@ -11,6 +11,7 @@ from segpair.embeddings.base import signature_of
 from segpair.embeddings.cache import CachePaths, ChunkStager, EmbeddingStore
 from segpair.embeddings.kmer import KmerEmbedder
 from segpair.embeddings.pipeline import (
+    CacheMode,
     MissingVectorsError,
     build_master_cache,
     prepare_master_cache,
@@ -36,20 +37,15 @@ def _quiet(_msg: str) -> None:
 
 
 def _sharded(proteins, embedder, paths, n_shards, previous=(), force=False):
-    plans = plan_shards(proteins, embedder, paths, list(previous), n_shards, force)
+    mode = CacheMode.of(force_recompute=force)
+    plans = plan_shards(proteins, embedder, paths, list(previous), n_shards, mode)
     reports = [
         embed_shard(proteins, embedder, paths, list(previous), p.shard, n_shards,
-                    reuse_stored=not force, progress=_quiet)
+                    mode=mode, progress=_quiet)
         for p in plans
     ]  # fmt: skip
     prepared = prepare_master_cache(
-        proteins,
-        embedder,
-        paths,
-        list(previous),
-        reuse_stored=not force,
-        compute_missing=False,
-        progress=_quiet,
+        proteins, embedder, paths, list(previous), mode=mode.collecting(), progress=_quiet
     )
     check_shard_signatures(reports, prepared.report.signature)
     prepared.commit()
@@ -125,7 +121,7 @@ def test_a_shard_that_died_resumes_and_force_recompute_starts_over(tmp_path, pro
     assert replanned[0].to_compute == 0
     assert replanned[1].to_compute == plans[1].to_compute - 5
     with pytest.raises(MissingVectorsError, match="staged by no shard"):
-        prepare_master_cache(proteins, e, paths, compute_missing=False, progress=_quiet)
+        prepare_master_cache(proteins, e, paths, mode=CacheMode.COLLECT, progress=_quiet)
     resumed = embed_shard(proteins, e, paths, [], 1, 2, progress=_quiet)
     assert resumed.computed == plans[1].to_compute - 5 and resumed.already_available == 5
 

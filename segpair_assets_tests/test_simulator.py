@@ -46,7 +46,7 @@ def _mean_identity_between_lineages(pop, protein):
 def test_conservation_follows_the_registry(flu_population):
     prots = flu_population.proteins
     distinct = prots.groupby("function")["prot_seq"].nunique() / prots.groupby("function").size()
-    # PB1 is the most conserved, HA and NA the most variable (seed 001's table).
+    # PB1 is the most conserved, HA and NA the most variable (as in real influenza A).
     assert distinct["PB1"] < distinct["PB2"] < distinct["HA"]
     assert distinct["PB1"] < distinct["NA"]
     assert distinct.idxmax() in ("HA", "NA")

@@ -1,4 +1,4 @@
-"""Does an embedding carry isolate signal? Seed 001 section 8's similarity diagnostics.
+"""Does an embedding carry isolate signal? Similarity diagnostics before any training.
 
 - cosine similarity of positive vs negative pairs: means, Cohen's d (standardised
   difference; d < 0.5 is weak signal) and histogram overlap (> 80% is very weak);
@@ -8,13 +8,17 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from segpair.atomic import atomic_path, write_text_atomic
 from segpair.embeddings.cache import EmbeddingStore
 from segpair.errors import InputDataError
+from segpair.training.plots import similarity_png
 
 
 @dataclass
@@ -102,3 +106,19 @@ def similarity_diagnostics(
         "n_negative": int(len(neg)),
     }
     return SimilarityDiagnostics(summary, pos, neg, per_function)
+
+
+def write_diagnostics(
+    out_dir: Path, diag: SimilarityDiagnostics, title: str
+) -> tuple[bytes, list[Path]]:
+    """similarity.png, diagnostics.json and per_function_similarity.csv in `out_dir`,
+    written atomically; returns the PNG and the files."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    png = similarity_png(diag.positive, diag.negative, title)
+    with atomic_path(out_dir / "similarity.png") as tmp:
+        tmp.write_bytes(png)
+    write_text_atomic(out_dir / "diagnostics.json", json.dumps(diag.summary, indent=1))
+    with atomic_path(out_dir / "per_function_similarity.csv") as tmp:
+        diag.per_function.to_csv(tmp, index=False)
+    names = ("similarity.png", "diagnostics.json", "per_function_similarity.csv")
+    return png, [out_dir / n for n in names]

@@ -1,4 +1,5 @@
-"""Feature sets that combine embedding sources (seed 004: nucleotide 768 + protein 1280).
+"""Feature sets that combine embedding sources (e.g. a nucleotide model's 768 dims with a
+protein model's 1280).
 
 A feature set names its sources and the dimension each must have; the merge refuses a
 source whose stored dimension differs, naming it, rather than silently shifting columns.

@@ -4,7 +4,8 @@ chunks, validate, commit.
 Order of reuse for each unique sequence key (sequence hash + embedder signature):
 the partition's own cache, then caches of earlier data versions of the same virus
 made with the same signature, then chunks staged by an interrupted run; only what
-none of them holds is computed. `force_recompute` computes everything afresh.
+none of them holds is computed. `CacheMode` says which of these sources a call may use
+and whether it may compute.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +37,37 @@ from segpair.embeddings.cache import (
 )
 
 ProgressFn = Callable[[str], None]
+
+
+class CacheMode(StrEnum):
+    """How a cache is brought up to date."""
+
+    UPDATE = "update"  # reuse stored and staged vectors, compute the rest (the default)
+    RECOMPUTE = "recompute"  # drop staged chunks, ignore stored vectors, compute everything
+    # The commit step of a sharded run computes nothing: it collects what the shards
+    # staged, on top of the stored vectors (COLLECT) or, after a forced run, alone.
+    COLLECT = "collect"
+    COLLECT_RECOMPUTED = "collect_recomputed"
+
+    @classmethod
+    def of(cls, force_recompute: bool) -> CacheMode:
+        return cls.RECOMPUTE if force_recompute else cls.UPDATE
+
+    @property
+    def reuses_stored(self) -> bool:
+        return self in (CacheMode.UPDATE, CacheMode.COLLECT)
+
+    @property
+    def clears_staged(self) -> bool:
+        return self is CacheMode.RECOMPUTE
+
+    @property
+    def computes(self) -> bool:
+        return self in (CacheMode.UPDATE, CacheMode.RECOMPUTE)
+
+    def collecting(self) -> CacheMode:
+        """The commit step's mode for a sharded run started in this mode."""
+        return CacheMode.COLLECT if self.reuses_stored else CacheMode.COLLECT_RECOMPUTED
 
 
 @dataclass
@@ -227,40 +260,30 @@ def prepare_master_cache(
     embedder: Embedder,
     paths: CachePaths,
     previous: list[CachePaths] = (),
-    force_recompute: bool = False,
+    mode: CacheMode = CacheMode.UPDATE,
     chunk_size: int = 1024,
     storage_precision: str = "fp16",
     progress: ProgressFn = print,
-    reuse_stored: bool | None = None,
-    compute_missing: bool = True,
 ) -> PreparedCache:
     """Everything needed to bring the cache at `paths` up to date with `proteins` (a
-    protein_final table): vectors reused or computed (and staged), validated.
-
-    `force_recompute` discards staged chunks and stored vectors and computes everything.
-    The sharded path sets it False and `reuse_stored=False` instead (its shards staged
-    fresh vectors already), and `compute_missing=False`: the commit step computes nothing,
-    it collects what the shards staged and fails if anything is missing.
-    """
+    protein_final table): vectors reused or computed (and staged), validated. In a
+    collecting `mode` nothing is computed and a sequence nobody staged is an error."""
     description = embedder.describe()
     signature = signature_of(description)
     report = CacheReport(embedder.name, signature, dim=embedder.dim)
     report.recovery = recover(paths)
     if report.recovery:
         progress(f"cache: {report.recovery}")
-    if reuse_stored is None:
-        reuse_stored = not force_recompute
-
     inputs = PartitionInputs.of(proteins, embedder.input_kind, signature)
     keys, no_input, unique = inputs.keys, inputs.no_input, inputs.unique
     report.n_proteins = len(proteins)
     report.n_unique_keys = len(unique)
 
     stager = ChunkStager(paths, signature)
-    if force_recompute:
+    if mode.clears_staged:
         stager.clear()
     found, failures = find_known_vectors(
-        paths, list(previous), set(unique), signature, report, reuse_stored
+        paths, list(previous), set(unique), signature, report, mode.reuses_stored
     )
     todo = [k for k in unique if k not in found and k not in failures]
     progress(
@@ -270,7 +293,7 @@ def prepare_master_cache(
         f"{report.resumed_from_chunks} staged by shards or an interrupted run; "
         f"computing {len(todo)}"
     )
-    if todo and not compute_missing:
+    if todo and not mode.computes:
         raise MissingVectorsError(
             f"{len(todo)} of {len(unique)} sequences of {paths.folder} were staged by no "
             f"shard (e.g. key {todo[0]}). The shards must run with the same model and "

@@ -6,7 +6,7 @@ same assignment without talking to the others, a rerun resumes each shard where 
 stopped, and a shard's share stays the same when a data version adds sequences.
 
 Shards stage their vectors as chunk files next to the cache (`ChunkStager`); the commit
-step (`prepare_master_cache(..., compute_missing=False)`) collects them and swaps the
+step (`prepare_master_cache(..., mode=CacheMode.COLLECT)`) collects them and swaps the
 new cache pair in atomically. Shards never write the cache itself, so a failed or killed
 shard leaves the stored cache untouched.
 """
@@ -20,7 +20,12 @@ import pandas as pd
 
 from segpair.embeddings.base import Embedder, signature_of
 from segpair.embeddings.cache import CachePaths, ChunkStager, recover, stored_keys
-from segpair.embeddings.pipeline import CacheReport, PartitionInputs, compute_and_stage
+from segpair.embeddings.pipeline import (
+    CacheMode,
+    CacheReport,
+    PartitionInputs,
+    compute_and_stage,
+)
 
 HASH_BITS = 32
 
@@ -96,16 +101,16 @@ def plan_shards(
     paths: CachePaths,
     previous: list[CachePaths],
     n_shards: int,
-    force_recompute: bool = False,
+    mode: CacheMode = CacheMode.UPDATE,
 ) -> list[ShardPlan]:
     """Every shard with the number of sequences it still has to compute. A forced
     recompute clears what earlier runs staged, so the shards start from nothing."""
     if n_shards < 1:
         raise ValueError(f"shards must be >= 1, got {n_shards}")
-    if force_recompute:
+    if mode.clears_staged:
         ChunkStager(paths, signature_of(embedder.describe())).clear()
     _sig, inputs, known = _inputs_and_known(
-        proteins, embedder, paths, previous, reuse_stored=not force_recompute
+        proteins, embedder, paths, previous, reuse_stored=mode.reuses_stored
     )
     counts = [0] * n_shards
     for key in inputs.unique:
@@ -121,12 +126,14 @@ def embed_shard(
     previous: list[CachePaths],
     shard: int,
     n_shards: int,
-    reuse_stored: bool = True,
+    mode: CacheMode = CacheMode.UPDATE,
     chunk_size: int = 1024,
     progress: Callable[[str], None] = print,
 ) -> ShardReport:
     """Compute and stage the vectors of the shard's hash range that nothing holds yet."""
-    signature, inputs, known = _inputs_and_known(proteins, embedder, paths, previous, reuse_stored)
+    signature, inputs, known = _inputs_and_known(
+        proteins, embedder, paths, previous, mode.reuses_stored
+    )
     report = CacheReport(embedder.name, signature, dim=embedder.dim)
     assigned = [k for k in inputs.unique if shard_of_key(k, n_shards) == shard]
     todo = [k for k in assigned if k not in known]

@@ -1,7 +1,7 @@
 """Co-occurrence: every pair of sequences seen together in any isolate.
 
 A pair (sequence X, sequence Y) that occurs in some isolate could be a positive, so it
-must never be labelled negative anywhere (seed 001, "co-occurrence leakage"). Pairs
+must never be labelled negative anywhere (a contradictory label otherwise). Pairs
 are unordered and keyed on sequence hashes, so identical proteins of different
 isolates count as one sequence.
 """

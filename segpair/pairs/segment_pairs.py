@@ -1,4 +1,4 @@
-"""Leakage-safe train/val/test segment pairs (seed 001 section 2, hardened).
+"""Leakage-safe train/val/test segment pairs.
 
 Guarantees, each enforced here and checked again by an asset check:
 

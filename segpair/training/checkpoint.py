@@ -4,7 +4,8 @@ A checkpoint holds the state dict and metadata (embedder name and signature, fea
 dimension, interactions, slot transform, layer sizes, threshold, training config, data
 version), saved atomically and loaded with `weights_only=True` (no pickled code).
 Loading it for embeddings of another signature or dimension is an error that says so
-(seed 004's namespace protection): such vectors mean something else to the model.
+(a checkpoint never scores vectors of another embedding space): such vectors mean
+something else to the model.
 """
 
 from __future__ import annotations
@@ -36,7 +37,9 @@ def save_checkpoint(path: Path, model: PairClassifier, meta: dict) -> Path:
     if missing:
         raise ValueError(f"checkpoint metadata lacks {sorted(missing)}")
     with atomic_path(path) as tmp:
-        torch.save({"state_dict": model.state_dict(), "meta": plain(meta)}, tmp)
+        # CPU tensors: a model trained on a GPU loads anywhere
+        state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+        torch.save({"state_dict": state, "meta": plain(meta)}, tmp)
     return path
 
 

@@ -1,7 +1,7 @@
 """Training a pair classifier on frozen embeddings: seeded, early-stopped, thresholded.
 
 Deterministic on CPU for a given seed: parameters, dropout and the epoch order all
-come from one seeded generator. The learning sanity check of seed 001 is computed
+come from one seeded generator. The learning sanity check is computed
 here: the loss before any step must be near ln 2 (an untrained logit of ~0), and
 `report_learning` compares the trained model with the majority-class baseline.
 """
@@ -103,7 +103,7 @@ def train_pair_classifier(
         dim, config.interactions, config.hidden, config.dropout, config.slot_transform
     ).to(config.device)
     # Start from logit 0 (p = 0.5): the loss before training is then ln 2 by construction
-    # unless something upstream is wrong (seed 001's initialisation check).
+    # unless something upstream is wrong (labels, features, or the loss).
     last = model.mlp[-1]
     nn.init.zeros_(last.weight)
     nn.init.zeros_(last.bias)
@@ -161,7 +161,7 @@ def train_pair_classifier(
 
 
 def report_learning(result: TrainResult, y_test: np.ndarray, test_metrics: dict) -> dict:
-    """Seed 001's learning verification: initial loss ~ ln 2, and better than the majority."""
+    """Did it learn? Initial loss ~ ln 2, and test accuracy above the majority class."""
     majority = max(float(np.mean(y_test)), 1 - float(np.mean(y_test))) if len(y_test) else 0.0
     return {
         "initial_loss": result.initial_loss,

@@ -7,10 +7,10 @@ import pandas as pd
 from pydantic import Field
 
 from resources.storage import SegpairStorage
+from resources.viruses import VirusRegistryResource
 from segpair.atomic import write_text_atomic
 from segpair.pairs.cooccurrence import build_cooccurrence
-from segpair.pairs.segment_pairs import PairConfig, build_segment_pairs
-from segpair.registry import load_registry
+from segpair.pairs.segment_pairs import PairConfig, PairStats, build_segment_pairs
 from segpair.report import markdown_table
 from segpair_assets.partitions import virus_and_version, virus_data_version_partitions
 
@@ -40,6 +40,9 @@ def cooccurrence_sets(protein_final: pd.DataFrame) -> dg.Output[pd.DataFrame]:
     )
 
 
+_PAIRS = PairConfig()  # the core's defaults are the launchpad's
+
+
 class SegmentPairsConfig(dg.Config):
     schema_pairs: list[list[str]] | None = Field(
         default=None,
@@ -49,33 +52,57 @@ class SegmentPairsConfig(dg.Config):
     selected_functions: list[str] | None = Field(
         default=None, description="Functions to pair; unset: the virus's primary proteins."
     )
-    neg_to_pos_ratio: float = Field(default=1.0, gt=0)
+    neg_to_pos_ratio: float = Field(default=_PAIRS.neg_to_pos_ratio, gt=0)
     allow_same_func_negatives: bool = Field(
-        default=False,
+        default=_PAIRS.allow_same_func_negatives,
         description="All-pairs mode only: allow negatives of two proteins of one function "
-        "(conserved functions bias the model against positives, seed 001).",
+        "(a conserved function's near-identical proteins would teach the model that "
+        "similar means unrelated).",
     )
-    max_same_func_ratio: float = Field(default=0.5, ge=0, le=1)
+    max_same_func_ratio: float = Field(default=_PAIRS.max_same_func_ratio, ge=0, le=1)
     hard_negative_share: float = Field(
-        default=0.0,
+        default=_PAIRS.hard_negative_share,
         ge=0,
         le=1,
         description="Share of negatives drawn from isolates matching on subtype, host, year.",
     )
-    hard_partition_isolates: bool = Field(
-        default=True, description="Isolate-disjoint splits (always on; see split_mode)."
-    )
     split_mode: Literal["isolate", "sequence"] = Field(
-        default="isolate",
-        description="'sequence': additionally no sequence hash in two splits (stricter).",
+        default=_PAIRS.split_mode,
+        description="'isolate': no isolate in two splits (always); 'sequence': additionally "
+        "no sequence hash in two splits (stricter).",
     )
-    train_ratio: float = 0.8
-    val_ratio: float = 0.1
-    test_ratio: float = 0.1
-    seed: int = 42
+    train_ratio: float = _PAIRS.train_ratio
+    val_ratio: float = _PAIRS.val_ratio
+    test_ratio: float = _PAIRS.test_ratio
+    seed: int = _PAIRS.seed
     max_isolates_to_process: int | None = Field(
-        default=None, description="Sample this many isolates (seeded); the list is written."
+        default=_PAIRS.max_isolates_to_process,
+        description="Sample this many isolates (seeded); the list is written.",
     )
+
+
+def pairs_metadata(pairs: pd.DataFrame, stats: PairStats, split_mode: str) -> dict:
+    counts = pd.DataFrame(stats.counts).T.reindex(["train", "val", "test"]).dropna(how="all")
+    by_schema = (
+        pairs.groupby(["schema_pair", "split", "label"]).size().unstack(["label"], fill_value=0)
+    )
+    by_schema = by_schema.reset_index().rename(columns={0: "negative", 1: "positive"})
+    preview = pairs[["split", "brc_a", "brc_b", "label", "schema_pair", "neg_type"]]
+    return {
+        "dagster/row_count": len(pairs),
+        "split_counts": dg.MetadataValue.md(markdown_table(counts.reset_index(names="split"))),
+        "pairs_by_schema": dg.MetadataValue.md(markdown_table(by_schema, max_rows=60)),
+        "isolates_per_split": dg.MetadataValue.json(stats.isolates_per_split),
+        "rejections": dg.MetadataValue.json(stats.rejections),
+        "shortfalls": dg.MetadataValue.json(stats.shortfalls),
+        "positives_seen_in_earlier_split": stats.positives_seen_in_earlier_split,
+        "positives_duplicate_in_split": stats.positives_duplicate_in_split,
+        "dropped_for_sequence_disjoint": stats.dropped_for_sequence_disjoint,
+        "split_mode": split_mode,
+        "preview": dg.MetadataValue.md(
+            markdown_table(preview.sample(min(10, len(pairs)), random_state=0))
+        ),
+    }
 
 
 @dg.asset(
@@ -95,55 +122,20 @@ def segment_pairs(
     context: dg.AssetExecutionContext,
     config: SegmentPairsConfig,
     storage: SegpairStorage,
+    viruses: VirusRegistryResource,
     protein_final: pd.DataFrame,
     cooccurrence_sets: pd.DataFrame,
 ) -> dg.Output[pd.DataFrame]:
     virus_name, version = virus_and_version(context)
-    virus = load_registry().get(virus_name)
-    if not config.hard_partition_isolates:
-        context.log.warning(
-            "hard_partition_isolates=false is not offered: splits stay isolate-disjoint"
-        )
-    pair_config = PairConfig(**config.model_dump(exclude={"hard_partition_isolates"}))
     pairs, stats, sampled = build_segment_pairs(
-        protein_final, cooccurrence_sets, virus, pair_config
+        protein_final, cooccurrence_sets, viruses.get(virus_name), PairConfig(**config.model_dump())
     )
     pairs["split_mode"] = config.split_mode
-    metadata: dict = {}
+    for line in stats.shortfalls:
+        context.log.warning(f"shortfall: {line}")
+    metadata = pairs_metadata(pairs, stats, config.split_mode)
     if config.max_isolates_to_process:
         path = storage.processed_dir(virus_name, version) / "sampled_isolates.txt"
         write_text_atomic(path, "\n".join(sampled) + "\n")
         metadata["sampled_isolates_file"] = dg.MetadataValue.path(str(path))
-    for line in stats.shortfalls:
-        context.log.warning(f"shortfall: {line}")
-    counts = pd.DataFrame(stats.counts).T.reindex(["train", "val", "test"]).dropna(how="all")
-    by_schema = (
-        pairs.groupby(["schema_pair", "split", "label"]).size().unstack(["label"], fill_value=0)
-    )
-    metadata.update(
-        {
-            "dagster/row_count": len(pairs),
-            "split_counts": dg.MetadataValue.md(markdown_table(counts.reset_index(names="split"))),
-            "pairs_by_schema": dg.MetadataValue.md(
-                markdown_table(
-                    by_schema.reset_index().rename(columns={0: "negative", 1: "positive"}),
-                    max_rows=60,
-                )
-            ),
-            "isolates_per_split": dg.MetadataValue.json(stats.isolates_per_split),
-            "rejections": dg.MetadataValue.json(stats.rejections),
-            "shortfalls": dg.MetadataValue.json(stats.shortfalls),
-            "positives_seen_in_earlier_split": stats.positives_seen_in_earlier_split,
-            "positives_duplicate_in_split": stats.positives_duplicate_in_split,
-            "dropped_for_sequence_disjoint": stats.dropped_for_sequence_disjoint,
-            "split_mode": config.split_mode,
-            "preview": dg.MetadataValue.md(
-                markdown_table(
-                    pairs[["split", "brc_a", "brc_b", "label", "schema_pair", "neg_type"]].sample(
-                        min(10, len(pairs)), random_state=0
-                    )
-                )
-            ),
-        }
-    )
     return dg.Output(pairs, metadata=metadata)

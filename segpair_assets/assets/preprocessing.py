@@ -7,10 +7,10 @@ import pandas as pd
 from pydantic import Field
 
 from resources.storage import SegpairStorage
+from resources.viruses import VirusRegistryResource
 from segpair.cleaning import PROTEIN_FINAL_COLUMNS, CleaningConfig, build_protein_final
 from segpair.errors import InputDataError
 from segpair.readers import read_data_version
-from segpair.registry import load_registry
 from segpair.report import markdown_table, protein_length_summary
 from segpair.simulator import SIMULATED_LABEL, ensure_demo_data_version
 from segpair_assets.partitions import virus_and_version, virus_data_version_partitions
@@ -56,6 +56,38 @@ class ProteinFinalConfig(dg.Config):
     )
 
 
+PREVIEW_COLUMNS = ["brc_fea_id", "assembly_id", "segment", "function", "length", "subtype",
+                   "host", "year", "esm2_ready_seq"]  # fmt: skip
+
+
+def protein_final_metadata(df, report, result, manifest, reason: str, origin: str) -> dict:
+    columns = [
+        dg.TableColumn(c, str(df[c].dtype), description=COLUMN_DOCS.get(c))
+        for c in PROTEIN_FINAL_COLUMNS
+    ]
+    return {
+        "dagster/row_count": len(df),
+        "dagster/column_schema": dg.TableSchema(columns=columns),
+        "data_origin": origin,
+        "data_description": manifest.description or "(no description in manifest)",
+        "reader": result.reader,
+        "reader_reason": reason,
+        "source_files": dg.MetadataValue.json(result.files),
+        "isolates": int(df["assembly_id"].nunique()),
+        "distinct_sequences": int(df["seq_hash"].nunique()),
+        "records_read": report.n_input,
+        "records_dropped": report.n_input - report.n_output,
+        "isolates_single_segment": report.isolates_single_segment,
+        "isolates_incomplete": report.isolates_incomplete,
+        "proteins_with_X": int((df["n_ambiguous"] > 0).sum()),
+        "issue_counts": dg.MetadataValue.json(report.issues.counts),
+        "proteins_per_segment": dg.MetadataValue.md(
+            markdown_table(protein_length_summary(df), max_rows=50)
+        ),
+        "preview": dg.MetadataValue.md(markdown_table(df[PREVIEW_COLUMNS], max_rows=10)),
+    }
+
+
 @dg.asset(
     partitions_def=virus_data_version_partitions,
     io_manager_key="parquet_io_manager",
@@ -71,10 +103,13 @@ class ProteinFinalConfig(dg.Config):
     ),
 )
 def protein_final(
-    context: dg.AssetExecutionContext, config: ProteinFinalConfig, storage: SegpairStorage
+    context: dg.AssetExecutionContext,
+    config: ProteinFinalConfig,
+    storage: SegpairStorage,
+    viruses: VirusRegistryResource,
 ) -> dg.Output[pd.DataFrame]:
     virus_name, data_version = virus_and_version(context)
-    virus = load_registry().get(virus_name)
+    virus = viruses.get(virus_name)
     folder = storage.raw_dir(virus_name, data_version)
     if ensure_demo_data_version(folder, virus, data_version):
         context.log.info(f"wrote the {SIMULATED_LABEL} demo data version to {folder}")
@@ -99,48 +134,7 @@ def protein_final(
         )
 
     origin = SIMULATED_LABEL if manifest.origin == "simulated" else "real"
-    lengths = protein_length_summary(df)
-    metadata = {
-        "dagster/row_count": len(df),
-        "dagster/column_schema": dg.TableSchema(
-            columns=[
-                dg.TableColumn(c, str(df[c].dtype), description=COLUMN_DOCS.get(c))
-                for c in PROTEIN_FINAL_COLUMNS
-            ]
-        ),
-        "data_origin": origin,
-        "data_description": manifest.description or "(no description in manifest)",
-        "reader": result.reader,
-        "reader_reason": reason,
-        "source_files": dg.MetadataValue.json(result.files),
-        "isolates": int(df["assembly_id"].nunique()),
-        "distinct_sequences": int(df["seq_hash"].nunique()),
-        "records_read": report.n_input,
-        "records_dropped": report.n_input - report.n_output,
-        "isolates_single_segment": report.isolates_single_segment,
-        "isolates_incomplete": report.isolates_incomplete,
-        "proteins_with_X": int((df["n_ambiguous"] > 0).sum()),
-        "issue_counts": dg.MetadataValue.json(report.issues.counts),
-        "proteins_per_segment": dg.MetadataValue.md(markdown_table(lengths, max_rows=50)),
-        "preview": dg.MetadataValue.md(
-            markdown_table(
-                df[
-                    [
-                        "brc_fea_id",
-                        "assembly_id",
-                        "segment",
-                        "function",
-                        "length",
-                        "subtype",
-                        "host",
-                        "year",
-                        "esm2_ready_seq",
-                    ]
-                ],
-                max_rows=10,
-            )
-        ),
-    }
+    metadata = protein_final_metadata(df, report, result, manifest, reason, origin)
     if report.issues.counts:
         metadata["issue_examples"] = dg.MetadataValue.md(
             "\n".join(f"- {line}" for line in report.issues.summary_lines())

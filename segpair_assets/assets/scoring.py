@@ -13,16 +13,19 @@ import pandas as pd
 from pydantic import Field
 
 from resources.storage import SegpairStorage
-from segpair.atomic import atomic_path
+from resources.viruses import VirusRegistryResource
 from segpair.embeddings.cache import EmbeddingStore
-from segpair.registry import load_registry
+from segpair.embeddings.catalog import EmbedderSpec
 from segpair.report import markdown_table, png_markdown
-from segpair.scoring import PairScorer, isolate_pairs, isolate_summary, mark_seen_pairs
+from segpair.scoring import (
+    PairScorer,
+    isolate_pairs,
+    mark_seen_pairs,
+    score_isolate_pairs,
+    write_scoring_outputs,
+)
 from segpair.training.checkpoint import load_checkpoint
-from segpair.training.plots import score_histogram_png
 from segpair_assets.assets.per_embedder import model_stage_asset
-from segpair_assets.assets.training import MODEL_PREFIX
-from segpair_assets.embedders import EMBEDDER_NAMES
 from segpair_assets.partitions import virus_and_version
 
 
@@ -39,94 +42,72 @@ class IsolatePairScoresConfig(dg.Config):
     )
 
 
-def build_scoring_asset(embedder: str) -> dg.AssetsDefinition:
+def scores_metadata(scores, summary, groups, png, threshold, model_path, model_version, out_dir):
+    scored = scores[scores["score"].notna()]
+    flagged = summary[summary["n_below_threshold"] > 0]
+    held_out = scored[scored["seen_in"].isin(["test", "new"])]
+    below = float((held_out["score"] < threshold).mean()) if len(held_out) else float("nan")
+    return {
+        "dagster/row_count": len(scores), "model": dg.MetadataValue.path(str(model_path)),
+        "model_data_version": model_version, "threshold": round(threshold, 4),
+        "pairs_scored": len(scored), "pairs_not_scored": int(scores["score"].isna().sum()),
+        "pairs_called_same_isolate": int(scores["same_isolate"].sum()),
+        "held_out_pairs_below_threshold_fraction": round(below, 4),
+        "isolates_flagged": len(flagged),
+        "isolate_summary": dg.MetadataValue.path(str(out_dir / "isolate_summary.csv")),
+        "weakest_isolates": dg.MetadataValue.md(
+            markdown_table(flagged.head(15).round(4)) if len(flagged) else "none"),
+        "score_histogram": dg.MetadataValue.md(png_markdown(png, "scores")),
+        "median_score_by_seen_in": dg.MetadataValue.json(
+            {k: float(np.median(v)) for k, v in groups.items() if len(v)}),
+    }  # fmt: skip
+
+
+def build_scoring_asset(spec: EmbedderSpec) -> dg.AssetsDefinition:
     @model_stage_asset(
-        embedder,
-        name=f"isolate_pair_scores_{embedder}",
+        spec,
+        name=spec.scores_asset,
         extra_ins=("protein_final",),
         io_manager_key="parquet_io_manager",
-        deps=[f"{MODEL_PREFIX}{embedder}"],
+        deps=[spec.classifier_asset],
         kinds={"pytorch", "pandas"},
         description=(
-            f"Every cross-segment protein pair inside each isolate, scored by the {embedder} "
+            f"Every cross-segment protein pair inside each isolate, scored by the {spec.name} "
             "pair classifier; `seen_in` says whether the pair was a training/val/test "
             "positive (their scores are optimistic) or new. The isolate summary ranks isolates "
             "by their weakest pair: candidates for mis-joined records or reassortants."
         ),
     )
     def _score(
-        context: dg.AssetExecutionContext,
-        config: IsolatePairScoresConfig,
-        storage: SegpairStorage,
-        protein_final: pd.DataFrame,
-        segment_pairs: pd.DataFrame,
-        embeddings: EmbeddingStore,
-    ) -> dg.Output[pd.DataFrame]:
-        virus_name, version = virus_and_version(context)
-        virus = load_registry().get(virus_name)
-        out_dir = storage.root / "models" / virus_name / version / embedder
+        context: dg.AssetExecutionContext, config: IsolatePairScoresConfig,
+        storage: SegpairStorage, viruses: VirusRegistryResource, protein_final: pd.DataFrame,
+        segment_pairs: pd.DataFrame, embeddings: EmbeddingStore,
+    ) -> dg.Output[pd.DataFrame]:  # fmt: skip
+        virus, version = virus_and_version(context)
+        out_dir = storage.model_dir(virus, version, spec.name)
         path = Path(config.checkpoint) if config.checkpoint else out_dir / "model.pt"
         with embeddings:
             # The cache's vectors are the ones the model must see: refuse another signature.
             model, meta = load_checkpoint(path, embeddings.signature, embeddings.dim)
             scorer = PairScorer(model, meta, embedder=None)
-            pairs = isolate_pairs(
-                protein_final, virus, scorer.schema_pairs, config.only_training_schema
-            )
-            used = sorted(set(pairs["brc_a"]) | set(pairs["brc_b"]))
-            have = set(embeddings.index["brc_fea_id"])
-            present = [p for p in used if p in have]
-            vectors = embeddings.gather(present)
-        row_of = {pid: i for i, pid in enumerate(present)}
-        failed = {pid: "has no embedding in the master cache" for pid in used if pid not in have}
-        scores = mark_seen_pairs(scorer.score(pairs, vectors, row_of, failed), segment_pairs)
-        summary = isolate_summary(scores, scorer.threshold)
-        with atomic_path(out_dir / "isolate_summary.csv") as tmp:
-            summary.to_csv(tmp, index=False)
-
-        scored = scores[scores["score"].notna()]
-        groups = {name: scored.loc[scored["seen_in"] == name, "score"].to_numpy()
-                  for name in ("train", "val", "test", "new")}  # fmt: skip
-        png = score_histogram_png(
-            groups, scorer.threshold, f"{virus_name} {version}: within-isolate pairs"
+            pairs = isolate_pairs(protein_final, viruses.get(virus), scorer.schema_pairs,
+                                  config.only_training_schema)  # fmt: skip
+            scores = mark_seen_pairs(score_isolate_pairs(scorer, pairs, embeddings), segment_pairs)
+        summary, groups, png = write_scoring_outputs(
+            out_dir, scores, scorer.threshold, f"{virus} {version}: within-isolate pairs"
         )
-        with atomic_path(out_dir / "isolate_pair_scores.png") as tmp:
-            tmp.write_bytes(png)
-        flagged = summary[summary["n_below_threshold"] > 0]
+        n_flagged = int((summary["n_below_threshold"] > 0).sum())
         context.log.info(
-            f"scored {len(scored)} within-isolate pairs of {scores['assembly_id_a'].nunique()} "
-            f"isolates; {len(flagged)} isolates have a pair below {scorer.threshold:.3f}"
+            f"scored {int(scores['score'].notna().sum())} within-isolate pairs of "
+            f"{scores['assembly_id_a'].nunique()} isolates; {n_flagged} isolates have a pair "
+            f"below {scorer.threshold:.3f}"
         )
-        held_out = scored[scored["seen_in"].isin(["test", "new"])]
-        return dg.Output(
-            scores,
-            metadata={
-                "dagster/row_count": len(scores),
-                "model": dg.MetadataValue.path(str(path)),
-                "model_data_version": str(meta.get("data_version")),
-                "threshold": round(scorer.threshold, 4),
-                "pairs_scored": len(scored),
-                "pairs_not_scored": int(scores["score"].isna().sum()),
-                "pairs_called_same_isolate": int(scores["same_isolate"].sum()),
-                "held_out_pairs_below_threshold_fraction": round(
-                    float((held_out["score"] < scorer.threshold).mean())
-                    if len(held_out)
-                    else float("nan"),
-                    4,
-                ),  # fmt: skip
-                "isolates_flagged": len(flagged),
-                "isolate_summary": dg.MetadataValue.path(str(out_dir / "isolate_summary.csv")),
-                "weakest_isolates": dg.MetadataValue.md(
-                    markdown_table(flagged.head(15).round(4)) if len(flagged) else "none"
-                ),
-                "score_histogram": dg.MetadataValue.md(png_markdown(png, "scores")),
-                "median_score_by_seen_in": dg.MetadataValue.json(
-                    {k: float(np.median(v)) for k, v in groups.items() if len(v)}
-                ),
-            },
-        )
+        metadata = scores_metadata(scores, summary, groups, png, scorer.threshold, path,
+                                   str(meta.get("data_version")), out_dir)  # fmt: skip
+        return dg.Output(scores, metadata=metadata)
 
     return _score
 
 
-scoring_assets = [build_scoring_asset(name) for name in EMBEDDER_NAMES]
+def build_scoring_assets(catalog) -> list[dg.AssetsDefinition]:
+    return [build_scoring_asset(spec) for spec in catalog]

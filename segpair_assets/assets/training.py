@@ -1,30 +1,34 @@
 """Stage 4: a frozen-embedding pair classifier per embedder (`pair_classifier_{name}`),
 compared with logistic regression and 1-NN on the same pairs, tracked in MLflow."""
 
-import json
 from typing import Literal
 
 import dagster as dg
 import pandas as pd
 from pydantic import Field
 
-from resources.mlflow_tracking import MlflowTracking
+from resources.embedders import ComputeDevice
+from resources.mlflow_tracking import MlflowTracking, TrackedRun
 from resources.storage import SegpairStorage
-from segpair.atomic import atomic_path, write_text_atomic
+from resources.viruses import VirusRegistryResource
 from segpair.embeddings.cache import EmbeddingStore
+from segpair.embeddings.catalog import EmbedderSpec
 from segpair.embeddings.factory import description_from_attrs
-from segpair.registry import load_registry
+from segpair.registry import VirusSpec
 from segpair.report import markdown_table, png_markdown
-from segpair.training.checkpoint import save_checkpoint
+from segpair.training.artifacts import (
+    TrainingArtifacts,
+    comparison_table,
+    tracked_metrics,
+    write_training_artifacts,
+)
 from segpair.training.features import validate_interactions
-from segpair.training.pipeline import run_training
-from segpair.training.plots import confusion_png, learning_curve_png, roc_pr_png
+from segpair.training.pipeline import TrainingOutcome, run_training
 from segpair.training.train import TrainConfig
 from segpair_assets.assets.per_embedder import model_stage_asset
-from segpair_assets.embedders import EMBEDDER_NAMES
 from segpair_assets.partitions import virus_and_version
 
-MODEL_PREFIX = "pair_classifier_"
+_TRAIN = TrainConfig()  # the core's defaults are the launchpad's
 
 
 class PairClassifierConfig(dg.Config):
@@ -34,20 +38,20 @@ class PairClassifierConfig(dg.Config):
         "training_schema_pairs from the registry (flu: HA-NA and PB2-PB1).",
     )
     interactions: list[str] = Field(
-        default=["concat", "diff", "prod"],
+        default=list(_TRAIN.interactions),
         description="Any of concat ([a, b]), diff (|a-b|), prod (a*b), unit_diff (|a/|a|-b/|b||).",
     )
-    slot_transform: Literal["none", "l2", "slot_norm"] = "none"
-    hidden: list[int] = [256, 64]
-    dropout: float = Field(default=0.1, ge=0, lt=1)
-    lr: float = 1e-3
-    weight_decay: float = 1e-2
-    batch_size: int = 256
-    max_epochs: int = 50
-    patience: int = 8
-    early_stopping_metric: Literal["loss", "f1", "auc"] = "auc"
-    threshold_metric: Literal["f1", "f0.5", "f2", "fixed"] = "f1"
-    seed: int = 42
+    slot_transform: Literal["none", "l2", "slot_norm"] = _TRAIN.slot_transform
+    hidden: list[int] = list(_TRAIN.hidden)
+    dropout: float = Field(default=_TRAIN.dropout, ge=0, lt=1)
+    lr: float = _TRAIN.lr
+    weight_decay: float = _TRAIN.weight_decay
+    batch_size: int = _TRAIN.batch_size
+    max_epochs: int = _TRAIN.max_epochs
+    patience: int = _TRAIN.patience
+    early_stopping_metric: Literal["loss", "f1", "auc"] = _TRAIN.early_stopping_metric
+    threshold_metric: Literal["f1", "f0.5", "f2", "fixed"] = _TRAIN.threshold_metric
+    seed: int = _TRAIN.seed
     memory_budget_gb: float = Field(
         default=8.0,
         gt=0,
@@ -61,162 +65,152 @@ class PairClassifierConfig(dg.Config):
     )
 
 
+# Fields the training pipeline takes beside TrainConfig.
 PIPELINE_ONLY = {"schema_pairs", "interactions", "memory_budget_gb", "baseline_max_train_pairs"}
 
 
-def build_training_asset(embedder: str) -> dg.AssetsDefinition:
+def train_config(config: PairClassifierConfig, device: str) -> TrainConfig:
+    return TrainConfig(
+        **config.model_dump(exclude=PIPELINE_ONLY),
+        interactions=validate_interactions(list(config.interactions)),
+        device=device,
+    )
+
+
+def schema_to_train(
+    context: dg.AssetExecutionContext, requested, virus: VirusSpec, segment_pairs: pd.DataFrame
+) -> list[list[str]] | None:
+    """The requested schema pairs, else the registry's defaults that segment_pairs has."""
+    if requested or not virus.training_schema_pairs:
+        return requested or None
+    built = set(segment_pairs["schema_pair"].astype(str))
+    schema = [p for p in virus.training_schema_pairs if f"{p[0]}-{p[1]}" in built]
+    skipped = [p for p in virus.training_schema_pairs if p not in schema]
+    if skipped:
+        context.log.warning(f"default schema pairs {skipped} not in segment_pairs")
+    return schema or None
+
+
+def schema_label(schema: list[list[str]] | None) -> str:
+    return "+".join(f"{a}-{b}" for a, b in schema) if schema else "all"
+
+
+def run_tags(context: dg.AssetExecutionContext, kind: str, embedder: str) -> dict[str, str]:
+    """MLflow tags tying a run to its Dagster run and partition."""
+    virus, version = virus_and_version(context)
+    return {"kind": kind, "dagster_run_id": context.run.run_id,
+            "dagster_partition": str(context.partition_key), "virus": virus,
+            "data_version": version, "embedder": embedder}  # fmt: skip
+
+
+def epoch_logger(context: dg.AssetExecutionContext, run: TrackedRun):
+    def on_epoch(epoch: int, row: dict) -> None:
+        run.log_metrics(row, step=epoch)
+        context.log.info(
+            f"epoch {epoch}: train_loss {row['train_loss']:.4f} val_loss "
+            f"{row['val_loss']:.4f} val_auc {row['val_auc']:.3f}"
+        )
+
+    return on_epoch
+
+
+def run_params(config, label: str, version: str, embeddings: EmbeddingStore, device: str):
+    return {**config.model_dump(), "schema_pairs": label, "data_version": version,
+            "embedder_signature": embeddings.signature, "embedding_dim": embeddings.dim,
+            "training_device": device}  # fmt: skip
+
+
+def checkpoint_meta(spec, config, embeddings: EmbeddingStore, outcome, schema, run_id, part):
+    """What a checkpoint records so that `segpair score` can rebuild the embedder;
+    `part` is the (virus, data_version) partition."""
+    virus, version = part
+    return {
+        "embedder": spec.name, "signature": embeddings.signature, "dim": embeddings.dim,
+        "embedder_description": description_from_attrs(embeddings.attrs),
+        "interactions": list(config.interactions), "slot_transform": config.slot_transform,
+        "hidden": list(config.hidden), "dropout": config.dropout,
+        "threshold": outcome.result.threshold, "schema_pairs": schema, "virus": virus,
+        "data_version": version, "config": config.model_dump(), "mlflow_run_id": run_id,
+    }  # fmt: skip
+
+
+def classifier_metadata(
+    outcome: TrainingOutcome, artifacts: TrainingArtifacts, run_id: str, tracking, label: str
+) -> dict:
+    r, mlp = outcome.result, outcome.metrics["mlp"]
+    headline = ("auc_roc", "auc_pr", "f1", "accuracy", "precision", "recall", "mcc")
+    stratified = outcome.stratified[["stratum", "n", "auc_roc", "auc_pr", "f1", "mcc"]]
+    return {
+        "mlflow_run_id": run_id, "mlflow_experiment": tracking[0],
+        "mlflow_tracking_uri": tracking[1], "schema_pairs": label,
+        **{f"test_{k}": round(mlp[k], 4) for k in headline},
+        "threshold": round(r.threshold, 4), "best_epoch": r.best_epoch,
+        "epochs_run": len(r.history), "initial_loss": round(r.initial_loss, 4),
+        "beats_majority": bool(outcome.learning["beats_majority"]), **outcome.sizes,
+        "embeddings_in_memory": outcome.embeddings_in_memory,
+        "model_vs_baselines": dg.MetadataValue.md(
+            markdown_table(comparison_table(outcome).round(4))),
+        "stratified": dg.MetadataValue.md(markdown_table(stratified.round(4), max_rows=60)),
+        "roc_pr_curves": dg.MetadataValue.md(png_markdown(artifacts.pngs["roc_pr.png"],
+                                                          "ROC and PR")),
+        "learning_curve": dg.MetadataValue.md(png_markdown(artifacts.pngs["learning_curve.png"],
+                                                           "loss")),
+        "checkpoint": dg.MetadataValue.path(str(artifacts.checkpoint)),
+    }  # fmt: skip
+
+
+def build_training_asset(spec: EmbedderSpec) -> dg.AssetsDefinition:
     @model_stage_asset(
-        embedder,
-        name=f"{MODEL_PREFIX}{embedder}",
-        kinds={"pytorch", "mlflow"},
+        spec, name=spec.classifier_asset, kinds={"pytorch", "mlflow"},
         description=(
-            f"Pair classifier on frozen {embedder} embeddings: per-slot transform, interaction "
+            f"Pair classifier on frozen {spec.name} embeddings: per-slot transform, interaction "
             "features, MLP, early stopping, threshold chosen on val; test metrics overall, per "
             "schema pair and by metadata match, next to logistic regression and 1-NN on the "
-            "same pairs. Checkpoint, metrics and plots in data/models/{virus}/{data_version}/"
-            f"{embedder}/; one MLflow run per materialization."
+            "same pairs. Trains on the compute_device resource's device. Checkpoint, metrics "
+            f"and plots in data/models/{{virus}}/{{data_version}}/{spec.name}/; one MLflow run "
+            "per materialization."
         ),
-    )
+    )  # fmt: skip
     def _train(
-        context: dg.AssetExecutionContext,
-        config: PairClassifierConfig,
-        storage: SegpairStorage,
-        mlflow_tracking: MlflowTracking,
-        segment_pairs: pd.DataFrame,
-        embeddings: EmbeddingStore,
-    ) -> dg.MaterializeResult:
-        virus_name, version = virus_and_version(context)
-        virus = load_registry().get(virus_name)
-        schema = config.schema_pairs
-        if not schema and virus.training_schema_pairs:
-            # the registry's defaults that this segment_pairs table has
-            built = set(segment_pairs["schema_pair"].astype(str))
-            schema = [p for p in virus.training_schema_pairs if f"{p[0]}-{p[1]}" in built]
-            skipped = [p for p in virus.training_schema_pairs if p not in schema]
-            if skipped:
-                context.log.warning(f"default schema pairs {skipped} not in segment_pairs")
-        schema = schema or None
-        train_config = TrainConfig(
-            **config.model_dump(exclude=PIPELINE_ONLY),
-            interactions=validate_interactions(list(config.interactions)),
-        )
-        out_dir = storage.root / "models" / virus_name / version / embedder
-        schema_label = "+".join(f"{a}-{b}" for a, b in schema) if schema else "all"
-        run_name = f"{virus_name}/{version}/{embedder}/{schema_label}/seed{config.seed}"
-        tags = {
-            "kind": "pair_classifier",
-            "dagster_run_id": context.run.run_id,
-            "dagster_partition": str(context.partition_key),
-            "virus": virus_name,
-            "data_version": version,
-            "embedder": embedder,
-            "schema_pairs": schema_label,
-        }
-        import mlflow
-
-        with embeddings, mlflow_tracking.run(f"segpair-{virus_name}", run_name, tags) as run:
-            params = {**config.model_dump(), "schema_pairs": schema_label, "data_version": version}
-            params.update(embedder_signature=embeddings.signature, embedding_dim=embeddings.dim)
-            mlflow.log_params(params)
-
-            def on_epoch(epoch: int, row: dict) -> None:
-                mlflow.log_metrics(row, step=epoch)
-                context.log.info(
-                    f"epoch {epoch}: train_loss {row['train_loss']:.4f} val_loss "
-                    f"{row['val_loss']:.4f} val_auc {row['val_auc']:.3f}"
-                )
-
+        context: dg.AssetExecutionContext, config: PairClassifierConfig, storage: SegpairStorage,
+        viruses: VirusRegistryResource, compute_device: ComputeDevice,
+        mlflow_tracking: MlflowTracking, segment_pairs: pd.DataFrame, embeddings: EmbeddingStore,
+    ) -> dg.MaterializeResult:  # fmt: skip
+        virus, version = virus_and_version(context)
+        schema = schema_to_train(context, config.schema_pairs, viruses.get(virus), segment_pairs)
+        label, experiment = schema_label(schema), f"segpair-{virus}"
+        tags = {**run_tags(context, "pair_classifier", spec.name), "schema_pairs": label}
+        run_name = f"{virus}/{version}/{spec.name}/{label}/seed{config.seed}"
+        device = compute_device.torch_device()
+        with embeddings, mlflow_tracking.run(experiment, run_name, tags) as run:
+            run.log_params(run_params(config, label, version, embeddings, device))
             outcome = run_training(
-                segment_pairs, embeddings, schema, train_config, on_epoch,
-                config.memory_budget_gb, config.baseline_max_train_pairs,
+                segment_pairs, embeddings, schema, train_config(config, device),
+                epoch_logger(context, run), config.memory_budget_gb,
+                config.baseline_max_train_pairs,
             )  # fmt: skip
-            context.log.info(
-                f"{outcome.sizes['n_train']} training pairs, embeddings "
-                + ("gathered in memory" if outcome.embeddings_in_memory else "streamed from HDF5")
+            where = "gathered in memory" if outcome.embeddings_in_memory else "streamed from HDF5"
+            context.log.info(f"{outcome.sizes['n_train']} training pairs on {device}, {where}")
+            run.log_params({**outcome.sizes, "embeddings_in_memory": outcome.embeddings_in_memory})
+            run.log_metrics(tracked_metrics(outcome))
+            run.set_tags(outcome.learning)
+            meta = checkpoint_meta(
+                spec, config, embeddings, outcome, schema, run.run_id, (virus, version)
             )
-            r, m = outcome.result, outcome.metrics
-            mlflow.log_params({**outcome.sizes,
-                               "embeddings_in_memory": outcome.embeddings_in_memory})  # fmt: skip
-            for scorer, values in m.items():
-                mlflow.log_metrics({f"test_{scorer}_{k}": v for k, v in values.items()})
-            mlflow.log_metrics({"threshold": r.threshold, "best_epoch": r.best_epoch,
-                                "initial_loss": r.initial_loss})  # fmt: skip
-            mlflow.set_tags({k: str(v) for k, v in outcome.learning.items()})
-
-            y = outcome.test_pairs["label"].to_numpy()
-            pngs = {
-                "roc_pr.png": roc_pr_png(y, outcome.scores, f"{virus_name} {schema_label}"),
-                "confusion_matrix.png": confusion_png(m["mlp"]["tp"], m["mlp"]["fp"],
-                                                      m["mlp"]["tn"], m["mlp"]["fn"], "MLP, test"),
-                "learning_curve.png": learning_curve_png(r.history, f"{embedder}"),
-            }  # fmt: skip
-            out_dir.mkdir(parents=True, exist_ok=True)
-            for name, png in pngs.items():
-                with atomic_path(out_dir / name) as tmp:
-                    tmp.write_bytes(png)
-            comparison = pd.DataFrame(m).T.reset_index(names="scorer")[
-                ["scorer", "auc_roc", "auc_pr", "f1", "accuracy", "mcc", "threshold"]
-            ]
-            write_text_atomic(out_dir / "metrics.json", json.dumps(
-                {"test": m, "learning": outcome.learning, "history": r.history,
-                 "sizes": outcome.sizes}, indent=1, default=float))  # fmt: skip
-            with atomic_path(out_dir / "stratified_metrics.csv") as tmp:
-                outcome.stratified.to_csv(tmp, index=False)
-            meta = {
-                "embedder": embedder, "signature": embeddings.signature, "dim": embeddings.dim,
-                "embedder_description": description_from_attrs(embeddings.attrs),
-                "interactions": list(config.interactions), "slot_transform": config.slot_transform,
-                "hidden": list(config.hidden), "dropout": config.dropout,
-                "threshold": r.threshold, "schema_pairs": schema, "virus": virus_name,
-                "data_version": version, "config": config.model_dump(),
-                "mlflow_run_id": run.info.run_id,
-            }  # fmt: skip
-            save_checkpoint(out_dir / "model.pt", r.model, meta)
-            for f in ("model.pt", "metrics.json", "stratified_metrics.csv", *pngs):
-                mlflow.log_artifact(
-                    str(out_dir / f), artifact_path="model" if f == "model.pt" else None
-                )
-
+            out_dir = storage.model_dir(virus, version, spec.name)
+            artifacts = write_training_artifacts(
+                out_dir, outcome, meta, f"{virus} {label}", spec.name
+            )
+            run.log_artifacts(artifacts.files, model_file=artifacts.checkpoint.name)
         if not outcome.learning["beats_majority"] or not outcome.learning["initial_loss_near_ln2"]:
             context.log.warning(f"learning check failed: {outcome.learning}")
+        tracking = (experiment, mlflow_tracking.tracking_uri)
         return dg.MaterializeResult(
-            metadata={
-                "mlflow_run_id": run.info.run_id,
-                "mlflow_experiment": f"segpair-{virus_name}",
-                "mlflow_tracking_uri": mlflow_tracking.tracking_uri,
-                "schema_pairs": schema_label,
-                **{
-                    f"test_{k}": round(v, 4)
-                    for k, v in m["mlp"].items()
-                    if k in ("auc_roc", "auc_pr", "f1", "accuracy", "precision", "recall", "mcc")
-                },
-                "threshold": round(r.threshold, 4),
-                "best_epoch": r.best_epoch,
-                "epochs_run": len(r.history),
-                "initial_loss": round(r.initial_loss, 4),
-                "beats_majority": bool(outcome.learning["beats_majority"]),
-                **outcome.sizes,
-                "embeddings_in_memory": outcome.embeddings_in_memory,
-                "model_vs_baselines": dg.MetadataValue.md(markdown_table(comparison.round(4))),
-                "stratified": dg.MetadataValue.md(
-                    markdown_table(
-                        outcome.stratified[
-                            ["stratum", "n", "auc_roc", "auc_pr", "f1", "mcc"]
-                        ].round(4),
-                        max_rows=60,
-                    )
-                ),
-                "roc_pr_curves": dg.MetadataValue.md(
-                    png_markdown(pngs["roc_pr.png"], "ROC and PR")
-                ),
-                "learning_curve": dg.MetadataValue.md(
-                    png_markdown(pngs["learning_curve.png"], "loss")
-                ),
-                "checkpoint": dg.MetadataValue.path(str(out_dir / "model.pt")),
-            }  # fmt: skip
+            metadata=classifier_metadata(outcome, artifacts, run.run_id, tracking, label)
         )
 
     return _train
 
 
-training_assets = [build_training_asset(name) for name in EMBEDDER_NAMES]
+def build_training_assets(catalog) -> list[dg.AssetsDefinition]:
+    return [build_training_asset(spec) for spec in catalog]

@@ -1,0 +1,155 @@
+"""The embedders segpair offers, in one place: what each is, what it needs, and what
+everything built from it is called.
+
+Adding an embedder is one `EmbedderSpec` in `CATALOG` plus its featurizer class (any
+class with the `Embedder` protocol of `segpair.embeddings.base`). The Dagster code
+location builds one master cache, one classifier, one diagnostics and one scoring asset
+per entry from the names derived here, so no other module spells them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from segpair.embeddings.base import Embedder, InputKind
+from segpair.embeddings.kmer import KmerEmbedder
+from segpair.embeddings.language_models import LanguageModelEmbedder
+
+
+@dataclass(frozen=True)
+class EmbedderSpec:
+    """One embedder. `params` are the featurizer's own constructor arguments; a spec with a
+    `default_model` needs weights (a hub id or a local directory) and runs as a language
+    model: sharded, on the GPU queue, outside the main job."""
+
+    name: str
+    description: str
+    input_kind: InputKind
+    featurizer: Callable[..., Embedder]
+    params: Mapping[str, object] = field(default_factory=dict)
+    default_model: str | None = None
+    # Where users point at their weights without touching the launchpad.
+    model_env_var: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "params", MappingProxyType(dict(self.params)))
+
+    @property
+    def needs_weights(self) -> bool:
+        return self.default_model is not None
+
+    @property
+    def cache_asset(self) -> str:
+        return f"master_embeddings_{self.name}"
+
+    @property
+    def classifier_asset(self) -> str:
+        return f"pair_classifier_{self.name}"
+
+    @property
+    def scores_asset(self) -> str:
+        return f"isolate_pair_scores_{self.name}"
+
+    @property
+    def diagnostics_asset(self) -> str:
+        return f"embedding_diagnostics_{self.name}"
+
+    def build(self, model: str | None = None, **options) -> Embedder:
+        """The featurizer. Language models take `model` (default: the catalog's) and the
+        device options (`device`, `precision`, `toks_per_batch`); `options` override
+        `params` (e.g. pooling, layer, revision)."""
+        kwargs = {**self.params, **{k: v for k, v in options.items() if v is not None}}
+        if self.needs_weights:
+            return self.featurizer(self.name, model=model or self.default_model, **kwargs)
+        return self.featurizer(self.name, **kwargs)
+
+
+class EmbedderCatalog:
+    """The specs by name, in a stable order (k-mers first: they run everywhere)."""
+
+    def __init__(self, specs: Iterable[EmbedderSpec], default: str):
+        self._specs = {s.name: s for s in specs}
+        if default not in self._specs or self._specs[default].needs_weights:
+            raise ValueError(f"default embedder {default!r} must be a weight-free catalog entry")
+        self.default = default
+
+    def __iter__(self):
+        return iter(self._specs.values())
+
+    def __len__(self) -> int:
+        return len(self._specs)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._specs
+
+    @property
+    def names(self) -> list[str]:
+        return list(self._specs)
+
+    def get(self, name: str) -> EmbedderSpec:
+        try:
+            return self._specs[name]
+        except KeyError:
+            raise KeyError(f"unknown embedder {name!r}; the catalog has {self.names}") from None
+
+    def weight_free(self) -> list[EmbedderSpec]:
+        return [s for s in self if not s.needs_weights]
+
+    def language_models(self) -> list[EmbedderSpec]:
+        return [s for s in self if s.needs_weights]
+
+    def with_spec(self, spec: EmbedderSpec) -> EmbedderCatalog:
+        """A copy with one more (or a replaced) entry: how a plugin or a test adds one."""
+        return EmbedderCatalog([*[s for s in self if s.name != spec.name], spec], self.default)
+
+
+CATALOG = EmbedderCatalog(
+    [
+        EmbedderSpec(
+            "kmer_aa3",
+            "amino-acid 3-mer counts, L2-normalised (8000 dims)",
+            "protein",
+            KmerEmbedder,
+            {"alphabet": "protein", "k": 3},
+        ),
+        EmbedderSpec(
+            "kmer_nt6",
+            "nucleotide 6-mer counts of the coding sequence, L2-normalised (4096 dims)",
+            "nucleotide",
+            KmerEmbedder,
+            {"alphabet": "nucleotide", "k": 6},
+        ),
+        EmbedderSpec(
+            "esm2",
+            "ESM-2 protein language model, mean-pooled last layer",
+            "protein",
+            LanguageModelEmbedder,
+            {"family": "esm2", "max_length": 1022, "trust_remote_code": False},
+            default_model="facebook/esm2_t33_650M_UR50D",
+            model_env_var="SEGPAIR_ESM2_MODEL",
+        ),
+        EmbedderSpec(
+            "fastesm2",
+            "FastESM2 (ESM-2 with SDPA, remote code), mean-pooled last layer",
+            "protein",
+            LanguageModelEmbedder,
+            {"family": "fastesm2", "max_length": 1022, "trust_remote_code": True},
+            default_model="Synthyra/FastESM2_650",
+            model_env_var="SEGPAIR_FASTESM2_MODEL",
+        ),
+        EmbedderSpec(
+            "nucleotide_transformer",
+            "Nucleotide Transformer on the coding sequence, masked mean of the last layer",
+            "nucleotide",
+            LanguageModelEmbedder,
+            # max_length in 6-mer tokens
+            {"family": "nucleotide_transformer", "max_length": 1000, "trust_remote_code": True},
+            default_model="InstaDeepAI/nucleotide-transformer-v2-50m-multi-species",
+            model_env_var="SEGPAIR_NT_MODEL",
+        ),
+    ],
+    # runs on every input (protein-level), no weights
+    default="kmer_aa3",
+)

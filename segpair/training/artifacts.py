@@ -1,0 +1,83 @@
+"""What a training run leaves on disk, and the figures a tracker records of it.
+
+Contract of `write_training_artifacts(out_dir, ...)`, every file written atomically:
+
+| file | content |
+| --- | --- |
+| model.pt | checkpoint: state_dict + meta (embedder, signature, threshold, config, ...) |
+| metrics.json | test metrics per scorer, learning check, per-epoch history, split sizes |
+| stratified_metrics.csv | the model's test metrics per stratum (schema pair, negative type, ...) |
+| roc_pr.png, confusion_matrix.png, learning_curve.png | plots |
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from segpair.atomic import atomic_path, write_text_atomic
+from segpair.training.checkpoint import save_checkpoint
+from segpair.training.pipeline import TrainingOutcome
+from segpair.training.plots import confusion_png, learning_curve_png, roc_pr_png
+
+CHECKPOINT = "model.pt"
+COMPARISON_COLUMNS = ["scorer", "auc_roc", "auc_pr", "f1", "accuracy", "mcc", "threshold"]
+
+
+@dataclass
+class TrainingArtifacts:
+    out_dir: Path
+    pngs: dict[str, bytes]  # file name -> PNG
+    files: list[Path]  # everything written, the checkpoint first
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.out_dir / CHECKPOINT
+
+
+def training_plots(outcome: TrainingOutcome, title: str, model_label: str) -> dict[str, bytes]:
+    m = outcome.metrics["mlp"]
+    y = outcome.test_pairs["label"].to_numpy()
+    return {
+        "roc_pr.png": roc_pr_png(y, outcome.scores, title),
+        "confusion_matrix.png": confusion_png(m["tp"], m["fp"], m["tn"], m["fn"], "MLP, test"),
+        "learning_curve.png": learning_curve_png(outcome.result.history, model_label),
+    }
+
+
+def comparison_table(outcome: TrainingOutcome) -> pd.DataFrame:
+    """One row per scorer (the model and each baseline) on the same test pairs."""
+    return pd.DataFrame(outcome.metrics).T.reset_index(names="scorer")[COMPARISON_COLUMNS]
+
+
+def write_training_artifacts(
+    out_dir: Path, outcome: TrainingOutcome, meta: dict, title: str, model_label: str
+) -> TrainingArtifacts:
+    """Checkpoint (with `meta`), metrics, stratified metrics and plots into `out_dir`."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    pngs = training_plots(outcome, title, model_label)
+    for name, png in pngs.items():
+        with atomic_path(out_dir / name) as tmp:
+            tmp.write_bytes(png)
+    summary = {"test": outcome.metrics, "learning": outcome.learning,
+               "history": outcome.result.history, "sizes": outcome.sizes}  # fmt: skip
+    write_text_atomic(out_dir / "metrics.json", json.dumps(summary, indent=1, default=float))
+    with atomic_path(out_dir / "stratified_metrics.csv") as tmp:
+        outcome.stratified.to_csv(tmp, index=False)
+    save_checkpoint(out_dir / CHECKPOINT, outcome.result.model, meta)
+    names = [CHECKPOINT, "metrics.json", "stratified_metrics.csv", *pngs]
+    return TrainingArtifacts(out_dir, pngs, [out_dir / n for n in names])
+
+
+def tracked_metrics(outcome: TrainingOutcome) -> dict[str, float]:
+    """The run's final figures for a tracker: test metrics per scorer, threshold, epochs."""
+    r = outcome.result
+    flat = {
+        f"test_{scorer}_{k}": v for scorer, values in outcome.metrics.items()
+        for k, v in values.items()
+    }  # fmt: skip
+    return {**flat, "threshold": r.threshold, "best_epoch": r.best_epoch,
+            "initial_loss": r.initial_loss}  # fmt: skip

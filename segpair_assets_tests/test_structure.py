@@ -1,0 +1,227 @@
+"""The structure newcomers rely on: one embedder catalog, config defaults from the core,
+training on the compute device, thin asset and resource modules."""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+from pathlib import Path
+
+import dagster as dg
+import numpy as np
+import pytest
+import torch
+
+from segpair.embeddings.base import EmbedOutput
+from segpair.embeddings.catalog import CATALOG, EmbedderSpec
+from segpair_assets_tests.conftest import REPO_ROOT
+
+
+class ResidueComposition:
+    """A fake featurizer for the catalog test: amino-acid frequencies (20 dims)."""
+
+    input_kind = "protein"
+    letters = "ACDEFGHIKLMNPQRSTVWY"
+
+    def __init__(self, name: str):
+        self.name = name
+
+    @property
+    def dim(self) -> int:
+        return len(self.letters)
+
+    def describe(self) -> dict:
+        return {"family": "composition", "model_name": "residue composition"}
+
+    def embed(self, sequences: list[str]) -> EmbedOutput:
+        counts = np.array([[s.count(c) for c in self.letters] for s in sequences], np.float32)
+        vectors = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+        return EmbedOutput(vectors, list(range(len(sequences))))
+
+
+COMPOSITION = EmbedderSpec(
+    "composition", "amino-acid composition (20 dims)", "protein", ResidueComposition
+)
+
+
+def test_a_new_catalog_entry_brings_its_assets_resources_and_job_membership(tmp_path):
+    from segpair_assets.definitions import build_definitions
+    from segpair_assets.partitions import DATA_VERSION_PARTITIONS_NAME, partition_key
+
+    defs = build_definitions(str(tmp_path / "data"), catalog=CATALOG.with_spec(COMPOSITION))
+    graph = defs.resolve_asset_graph()
+    names = {k.to_user_string() for k in graph.get_all_asset_keys()}
+    derived = [COMPOSITION.cache_asset, COMPOSITION.classifier_asset,
+               COMPOSITION.diagnostics_asset, COMPOSITION.scores_asset]  # fmt: skip
+    assert derived == [
+        "master_embeddings_composition",
+        "pair_classifier_composition",
+        "embedding_diagnostics_composition",
+        "isolate_pair_scores_composition",
+    ]
+    assert set(derived) <= names
+    cache = defs.resolve_assets_def(COMPOSITION.cache_asset)
+    assert {"embedders", "compute_device", "storage"} <= cache.required_resource_keys
+    main = defs.resolve_job_def("segpair_main_job").asset_layer.selected_asset_keys
+    assert {dg.AssetKey(n) for n in derived} <= main  # weight-free: in the main job
+    # and it runs: cache -> classifier -> scores on the simulated demo
+    with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
+        instance.add_dynamic_partitions(DATA_VERSION_PARTITIONS_NAME, ["simulated_v1"])
+        wanted = ["protein_final", "cooccurrence_sets", "segment_pairs", *derived]
+        result = defs.resolve_job_def("segpair_main_job").execute_in_process(
+            instance=instance,
+            partition_key=partition_key("bunya", "simulated_v1"),
+            asset_selection=[dg.AssetKey(n) for n in wanted],
+            run_config={"ops": {COMPOSITION.classifier_asset: {"config": {"max_epochs": 3}}}},
+        )
+    assert result.success
+    (mat,) = result.asset_materializations_for_node(COMPOSITION.cache_asset)
+    assert mat.metadata["dim"].value == 20 and mat.metadata["embedder"].value == "composition"
+    model = tmp_path / "data" / "models" / "bunya" / "simulated_v1" / "composition" / "model.pt"
+    assert model.exists()
+
+
+def test_catalog_names_and_weights():
+    assert CATALOG.default == "kmer_aa3"
+    assert [s.name for s in CATALOG.weight_free()] == ["kmer_aa3", "kmer_nt6"]
+    esm = CATALOG.get("esm2")
+    assert esm.needs_weights and esm.model_env_var == "SEGPAIR_ESM2_MODEL"
+    assert esm.build(model="/weights/esm").model_id == "/weights/esm"
+    assert CATALOG.get("kmer_nt6").build().dim == 4096
+    with pytest.raises(KeyError, match="unknown embedder 'esm3'"):
+        CATALOG.get("esm3")
+
+
+def test_settings_come_from_one_place():
+    from segpair_assets.settings import Settings
+
+    s = Settings.from_environment(
+        {"SEGPAIR_DATA_ROOT": "/d", "SEGPAIR_ESM2_MODEL": "/w/esm2",
+         "SEGPAIR_EXECUTOR": " Celery ", "SEGPAIR_SENSOR_INTERVAL_SECONDS": "5",
+         "SEGPAIR_EAGER_AUTOMATION": "yes"}
+    )  # fmt: skip
+    assert (s.data_root, s.executor, s.sensor_interval_seconds) == ("/d", "celery", 5)
+    assert s.eager_automation and dict(s.models) == {"esm2": "/w/esm2"}
+    assert Settings.from_environment({}).models == {}
+    # Only settings.py reads SEGPAIR_* variables.
+    readers = [
+        str(p.relative_to(REPO_ROOT))
+        for pkg in ("segpair", "segpair_assets", "resources")
+        for p in (REPO_ROOT / pkg).rglob("*.py")
+        if "os.environ" in p.read_text() or "os.getenv" in p.read_text()
+    ]
+    assert readers == ["segpair_assets/settings.py"]
+
+
+def _defaults(cls) -> dict:
+    if dataclasses.is_dataclass(cls):
+        return {f.name: f.default_factory() if f.default_factory is not dataclasses.MISSING
+                else f.default for f in dataclasses.fields(cls)}  # fmt: skip
+    return {name: f.get_default(call_default_factory=True) for name, f in cls.model_fields.items()}
+
+
+@pytest.mark.parametrize(
+    "dagster_config, core_config, dagster_only",
+    [
+        ("segpair_assets.assets.pairs:SegmentPairsConfig",
+         "segpair.pairs.segment_pairs:PairConfig", set()),
+        ("segpair_assets.assets.training:PairClassifierConfig",
+         "segpair.training.train:TrainConfig",
+         {"schema_pairs", "memory_budget_gb", "baseline_max_train_pairs"}),
+    ],
+)  # fmt: skip
+def test_launchpad_defaults_equal_the_core_defaults(dagster_config, core_config, dagster_only):
+    import importlib
+
+    def load(ref):
+        module, name = ref.split(":")
+        return getattr(importlib.import_module(module), name)
+
+    launchpad, core = _defaults(load(dagster_config)), _defaults(load(core_config))
+    shared = set(launchpad) - dagster_only
+    assert shared <= set(core), f"launchpad options the core lacks: {shared - set(core)}"
+    for name in shared:
+        want = core[name]
+        got = launchpad[name]
+        assert (list(got) if isinstance(got, list | tuple) else got) == (
+            list(want) if isinstance(want, list | tuple) else want
+        ), name
+
+
+def test_training_moves_the_model_and_every_batch_to_the_chosen_device(monkeypatch):
+    """`TrainConfig.device` (the compute_device resource's device) reaches the model and
+    the batches. Recorded with a device name torch on this machine cannot run."""
+    from segpair.training import train as train_module
+    from segpair.training.train import TrainConfig, train_pair_classifier
+
+    seen: list[str] = []
+    real_as_tensor, real_to = torch.as_tensor, torch.nn.Module.to
+
+    def as_tensor(data, dtype=None, device=None):
+        seen.append(str(device))
+        return real_as_tensor(data, dtype=dtype)  # stays on the CPU to compute
+
+    def module_to(self, *args, **kwargs):
+        seen.append(f"model:{args[0] if args else kwargs.get('device')}")
+        return real_to(self, "cpu")
+
+    monkeypatch.setattr(train_module.torch, "as_tensor", as_tensor)
+    monkeypatch.setattr(torch.nn.Module, "to", module_to)
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(64, 8)).astype(np.float32), rng.normal(size=(64, 8))
+    y = (rng.random(64) < 0.5).astype(np.float32)
+    config = TrainConfig(hidden=[8], max_epochs=2, batch_size=16, device="cuda:7")
+    train_pair_classifier((a, b.astype(np.float32), y), (a, b.astype(np.float32), y), config)
+    assert "model:cuda:7" in seen
+    batches = [d for d in seen if not d.startswith("model:")]
+    assert batches and set(batches) == {"cuda:7"}
+
+
+def test_the_asset_trains_on_the_compute_device_resource():
+    from resources.embedders import ComputeDevice
+    from segpair_assets.assets.training import PairClassifierConfig, train_config
+
+    assert ComputeDevice(device="cpu").torch_device() == "cpu"
+    assert train_config(PairClassifierConfig(), "cuda:1").device == "cuda:1"
+
+
+# ----------------------------------------------------------------- thin wiring
+
+
+def _functions(path: Path):
+    tree = ast.parse(path.read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            yield node
+
+
+def _sources(*packages: str) -> list[Path]:
+    return [p for pkg in packages for p in sorted((REPO_ROOT / pkg).rglob("*.py"))]
+
+
+def test_no_long_functions_in_assets_and_resources():
+    long = [
+        f"{p.relative_to(REPO_ROOT)}:{fn.lineno} {fn.name} ({fn.end_lineno - fn.lineno + 1})"
+        for p in _sources("segpair_assets", "resources")
+        for fn in _functions(p)
+        if fn.end_lineno - fn.lineno + 1 > 60
+    ]
+    assert not long, "functions over 60 lines:\n" + "\n".join(long)
+
+
+def test_assets_reach_resources_as_typed_parameters_and_never_import_mlflow():
+    offenders = []
+    for p in _sources("segpair_assets"):
+        text = p.read_text()
+        if "getattr(context.resources" in text:
+            offenders.append(f"{p.name}: getattr(context.resources, ...)")
+        tree = ast.parse(text)
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            if any(n == "mlflow" or n.startswith("mlflow.") for n in names):
+                offenders.append(f"{p.name}: imports mlflow")
+    assert not offenders, offenders
