@@ -1,5 +1,7 @@
 """Asset checks: the invariants each asset promises, visible in the Dagster UI."""
 
+import json
+
 import dagster as dg
 import pandas as pd
 
@@ -110,3 +112,58 @@ def build_proteins_embedded_check(catalog: EmbedderCatalog) -> dg.AssetChecksDef
         )
 
     return segment_pairs_proteins_embedded
+
+
+HARD_NEGATIVE_AUC = 0.85  # same-subtype negatives: the regime a scientist cares about most
+
+
+def _verdict(storage: SegpairStorage, context, spec: EmbedderSpec) -> dict:
+    virus, version = virus_and_version(context)
+    metrics = storage.model_dir(virus, version, spec.name) / "metrics.json"
+    return json.loads(metrics.read_text())["verdict"]
+
+
+def build_classifier_checks(spec: EmbedderSpec) -> list[dg.AssetChecksDefinition]:
+    """Warnings in the UI when the classifier does not beat its best baseline, or does not
+    separate same-subtype negatives; they never block downstream scoring."""
+
+    @partitioned_asset_check(
+        asset=spec.classifier_asset,
+        name="beats_baselines",
+        description="The model's test AUC exceeds the best baseline's (logreg, 1-NN, k-NN, "
+        "GBT on the same pairs), with a paired bootstrap 95% CI above zero.",
+    )
+    def beats_baselines(context: dg.AssetCheckExecutionContext, storage: SegpairStorage):
+        v = _verdict(storage, context, spec)
+        return dg.AssetCheckResult(
+            passed=bool(v["beats_best_baseline"]), severity=dg.AssetCheckSeverity.WARN,
+            metadata={"verdict": v["summary"], "best_baseline": v["best_baseline"],
+                      "auc_difference": round(v["auc_difference"], 4),
+                      "ci_low": round(v["auc_difference_ci_low"], 4),
+                      "ci_high": round(v["auc_difference_ci_high"], 4)},
+        )  # fmt: skip
+
+    @partitioned_asset_check(
+        asset=spec.classifier_asset,
+        name="separates_hard_negatives",
+        description=f"Test AUC of positives against same-subtype negatives >= "
+        f"{HARD_NEGATIVE_AUC} (the negatives a lookup by subtype cannot reject).",
+    )
+    def separates_hard_negatives(context: dg.AssetCheckExecutionContext, storage: SegpairStorage):
+        auc = _verdict(storage, context, spec)["same_subtype_negatives_auc"]
+        if auc is None:
+            return dg.AssetCheckResult(
+                passed=False, severity=dg.AssetCheckSeverity.WARN,
+                metadata={"why": "no same-subtype negatives in the test split: build "
+                          "segment_pairs with hard_negative_share > 0 to measure it"},
+            )  # fmt: skip
+        return dg.AssetCheckResult(
+            passed=auc >= HARD_NEGATIVE_AUC, severity=dg.AssetCheckSeverity.WARN,
+            metadata={"same_subtype_negatives_auc": round(auc, 4), "goal": HARD_NEGATIVE_AUC},
+        )  # fmt: skip
+
+    return [beats_baselines, separates_hard_negatives]
+
+
+def build_classifier_checks_for(catalog: EmbedderCatalog) -> list[dg.AssetChecksDefinition]:
+    return [check for spec in catalog for check in build_classifier_checks(spec)]

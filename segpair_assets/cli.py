@@ -8,6 +8,9 @@ segpair simulate -v V -o DIR     write a SIMULATED data version folder
 segpair score -m model.pt -i IN  score protein pairs with a trained model: every
                                  cross-segment pair inside each isolate of IN, or the
                                  pairs listed with --pairs; writes a table of scores
+segpair evaluate -m model.pt -i IN
+                                 build labelled pairs from IN (other genomes) by the
+                                 training rules; AUC of the model and its baselines
 """
 
 from __future__ import annotations
@@ -119,10 +122,62 @@ def _score(args, registry) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    registry = Settings.from_environment().registry()
-    parser = argparse.ArgumentParser(prog="segpair", description=__doc__.split("\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+def _write_table(df, out: Path) -> None:
+    from segpair.atomic import atomic_path
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out) as tmp:
+        if out.suffix == ".parquet":
+            df.to_parquet(tmp, index=False)
+        else:
+            df.to_csv(tmp, sep="\t" if out.suffix != ".csv" else ",", index=False)
+
+
+def _evaluate(args, registry) -> int:
+    from segpair.errors import InputDataError
+    from segpair.evaluation import evaluate_model, labelled_pairs
+    from segpair.scoring import PairScorer, read_proteins
+    from segpair.training.checkpoint import CheckpointMismatchError
+
+    try:
+        scorer = PairScorer.from_checkpoint(args.model, args.weights, args.device)
+        virus = registry.get(args.virus or scorer.meta["virus"])
+        proteins, _report, reader = read_proteins(args.input, virus, args.metadata)
+        pairs = labelled_pairs(proteins, virus, scorer.schema_pairs, args.hard_negative_share,
+                               args.seed)  # fmt: skip
+        used = proteins[proteins["brc_fea_id"].isin(set(pairs["brc_a"]) | set(pairs["brc_b"]))]
+        vectors, row_of, _failed = scorer.embed(used)
+        report = evaluate_model(scorer.model, scorer.meta, pairs, vectors, row_of)
+    except (InputDataError, CheckpointMismatchError, FileNotFoundError, KeyError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"{len(proteins)} proteins of {proteins['assembly_id'].nunique()} isolates read by "
+          f"{reader}; model trained on {scorer.meta.get('virus')} x "
+          f"{scorer.meta.get('data_version')}; pairs: {report.counts}")  # fmt: skip
+    print(report.metrics[["scorer", "auc_roc", "auc_pr", "f1", "mcc"]].round(4).to_string(
+        index=False))  # fmt: skip
+    if report.verdict:
+        print(report.verdict["summary"])
+    if args.out:
+        _write_table(report.pairs, args.out)
+        print(f"wrote {args.out}")
+    return 0
+
+
+def _model_and_input(p: argparse.ArgumentParser) -> None:
+    """The arguments `score` and `evaluate` share: a checkpoint and proteins to read."""
+    p.add_argument("-m", "--model", required=True, type=Path, help="checkpoint model.pt")
+    p.add_argument(
+        "-i", "--input", required=True, type=Path,
+        help="proteins: a data-version folder, a FASTA file or a table (.tsv/.csv/.parquet)",
+    )  # fmt: skip
+    p.add_argument("--metadata", type=Path, help="accession -> isolate table for FASTA input")
+    p.add_argument("-v", "--virus", help="default: the virus the model was trained on")
+    p.add_argument("--weights", help="where the language model's weights are now, if moved")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+
+
+def _add_pipeline_commands(sub, registry) -> None:
     sub.add_parser("demo", help="materialize everything on the SIMULATED demo data")
     mat = sub.add_parser("materialize", help="materialize every asset of one partition")
     mat.add_argument("-v", "--virus", required=True, choices=registry.names)
@@ -142,27 +197,43 @@ def main(argv: list[str] | None = None) -> int:
     sim.add_argument("-o", "--out", required=True, type=Path)
     sim.add_argument("-n", "--isolates", type=int, default=SimulationConfig.n_isolates)
     sim.add_argument("--seed", type=int, default=SimulationConfig.seed)
+
+
+def _add_model_commands(sub) -> None:
     score = sub.add_parser(
         "score", help="score protein pairs with a trained model (model.pt of a pair_classifier)"
     )
-    score.add_argument("-m", "--model", required=True, type=Path, help="checkpoint model.pt")
-    score.add_argument(
-        "-i", "--input", required=True, type=Path,
-        help="proteins: a data-version folder, a FASTA file or a table (.tsv/.csv/.parquet)",
-    )  # fmt: skip
+    _model_and_input(score)
     score.add_argument("-o", "--out", required=True, type=Path, help="scores (.tsv or .parquet)")
     score.add_argument("--pairs", type=Path, help="score only these pairs (columns brc_a, brc_b)")
-    score.add_argument("--metadata", type=Path, help="accession -> isolate table for FASTA input")
-    score.add_argument("-v", "--virus", help="default: the virus the model was trained on")
     score.add_argument(
         "--all-function-pairs", action="store_true",
         help="also score function pairs the model was not trained on (marked as such)",
     )  # fmt: skip
-    score.add_argument("--weights", help="where the language model's weights are now, if moved")
-    score.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    ev = sub.add_parser(
+        "evaluate", help="evaluate a trained model and its baselines on labelled pairs built "
+        "from other genomes (another data version)",
+    )  # fmt: skip
+    _model_and_input(ev)
+    ev.add_argument("-o", "--out", type=Path, help="the scored pairs (.tsv or .parquet)")
+    ev.add_argument(
+        "--hard-negative-share", type=float, default=0.5,
+        help="share of negatives from isolates alike in subtype, host and year",
+    )  # fmt: skip
+    ev.add_argument("--seed", type=int, default=42)
+
+
+def main(argv: list[str] | None = None) -> int:
+    registry = Settings.from_environment().registry()
+    parser = argparse.ArgumentParser(prog="segpair", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_pipeline_commands(sub, registry)
+    _add_model_commands(sub)
     args = parser.parse_args(argv)
     if args.command == "score":
         return _score(args, registry)
+    if args.command == "evaluate":
+        return _evaluate(args, registry)
     if args.command == "demo":
         return _materialize([(v, registry.get(v).demo_data_version) for v in registry.names])
     if args.command == "materialize":

@@ -31,6 +31,7 @@ from resources import (
 from resources.mlflow_tracking import default_tracking_uri
 from segpair.embeddings.catalog import CATALOG, EmbedderCatalog
 from segpair_assets.asset_checks import (
+    build_classifier_checks_for,
     build_embedding_checks,
     build_proteins_embedded_check,
     protein_final_is_valid,
@@ -38,6 +39,7 @@ from segpair_assets.asset_checks import (
 )
 from segpair_assets.assets.diagnostics import build_diagnostics_assets
 from segpair_assets.assets.embeddings import SHARD_IO_MANAGER, build_embedding_assets
+from segpair_assets.assets.evaluation import build_evaluation_assets
 from segpair_assets.assets.pairs import cooccurrence_sets, segment_pairs
 from segpair_assets.assets.per_embedder import NEEDS_WEIGHTS_TAG
 from segpair_assets.assets.preprocessing import protein_final
@@ -66,6 +68,7 @@ def build_assets(catalog: EmbedderCatalog) -> list:
         *build_training_assets(catalog),
         *build_diagnostics_assets(catalog),
         *build_scoring_assets(catalog),
+        *build_evaluation_assets(catalog),
     ]
 
 
@@ -108,6 +111,7 @@ def build_definitions(
             *build_embedding_checks(catalog),
             segment_pairs_leakage_free,
             build_proteins_embedded_check(catalog),
+            *build_classifier_checks_for(catalog),
         ],
         jobs=[segpair_main_job, segpair_language_model_job, *virus_jobs],
         executor=executor_for(settings),

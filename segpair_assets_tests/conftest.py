@@ -117,7 +117,7 @@ def trained(tmp_path_factory):
         model_dir = data_root / "models" / "flu_a" / "simulated_v1" / "kmer_aa3"
         shutil.copy(model_dir / "model.pt", data_root / "main_job_model_kmer_aa3.pt")
         config = {"hidden": [32], "slot_transform": "l2", "interactions": ["diff", "prod"],
-                  "schema_pairs": [["HA", "NA"]], "max_epochs": 10}  # fmt: skip
+                  "schema_pairs": [["HA", "NA"]], "steps": 200}  # fmt: skip
         second = defs.resolve_job_def("segpair_main_job").execute_in_process(
             instance=instance,
             partition_key=key,

@@ -56,6 +56,10 @@ class EmbedderSpec:
     def diagnostics_asset(self) -> str:
         return f"embedding_diagnostics_{self.name}"
 
+    @property
+    def evaluation_asset(self) -> str:
+        return f"cross_version_evaluation_{self.name}"
+
     def build(self, model: str | None = None, **options) -> Embedder:
         """The featurizer. Language models take `model` (default: the catalog's) and the
         device options (`device`, `precision`, `toks_per_batch`); `options` override

@@ -339,6 +339,7 @@ def prepare_master_cache(
         "embedder": embedder.name,
         "signature": signature,
         **{k: v for k, v in description.items() if v is not None},
+        "dim": embedder.dim,  # always recorded, whatever the description holds
         "storage_precision": storage_precision,
         "library_versions": _library_versions(),
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -5,7 +5,7 @@ Contract of `write_training_artifacts(out_dir, ...)`, every file written atomica
 | file | content |
 | --- | --- |
 | model.pt | checkpoint: state_dict + meta (embedder, signature, threshold, config, ...) |
-| metrics.json | test metrics per scorer, learning check, per-epoch history, split sizes |
+| metrics.json | test metrics per scorer, the verdict, learning check, evaluation history, sizes |
 | stratified_metrics.csv | the model's test metrics per stratum (schema pair, negative type, ...) |
 | roc_pr.png, confusion_matrix.png, learning_curve.png | plots |
 """
@@ -25,6 +25,11 @@ from segpair.training.plots import confusion_png, learning_curve_png, roc_pr_png
 
 CHECKPOINT = "model.pt"
 COMPARISON_COLUMNS = ["scorer", "auc_roc", "auc_pr", "f1", "accuracy", "mcc", "threshold"]
+VERDICT_KEYS = [
+    "model_auc", "best_baseline", "best_baseline_auc", "auc_difference",
+    "auc_difference_ci_low", "auc_difference_ci_high", "worst_stratum", "worst_stratum_auc",
+    "same_subtype_negatives_auc", "tp", "fp", "tn", "fn",
+]  # fmt: skip
 
 
 @dataclass
@@ -62,8 +67,9 @@ def write_training_artifacts(
     for name, png in pngs.items():
         with atomic_path(out_dir / name) as tmp:
             tmp.write_bytes(png)
-    summary = {"test": outcome.metrics, "learning": outcome.learning,
-               "history": outcome.result.history, "sizes": outcome.sizes}  # fmt: skip
+    summary = {"test": outcome.metrics, "verdict": outcome.verdict,
+               "learning": outcome.learning, "history": outcome.result.history,
+               "sizes": outcome.sizes}  # fmt: skip
     write_text_atomic(out_dir / "metrics.json", json.dumps(summary, indent=1, default=float))
     with atomic_path(out_dir / "stratified_metrics.csv") as tmp:
         outcome.stratified.to_csv(tmp, index=False)
@@ -79,5 +85,15 @@ def tracked_metrics(outcome: TrainingOutcome) -> dict[str, float]:
         f"test_{scorer}_{k}": v for scorer, values in outcome.metrics.items()
         for k, v in values.items()
     }  # fmt: skip
-    return {**flat, "threshold": r.threshold, "best_epoch": r.best_epoch,
-            "initial_loss": r.initial_loss}  # fmt: skip
+    v = outcome.verdict
+    return {**flat, "threshold": r.threshold, "best_step": r.best_step,
+            "initial_loss": r.initial_loss, "auc_minus_best_baseline": v["auc_difference"],
+            "auc_minus_best_baseline_ci_low": v["auc_difference_ci_low"],
+            "auc_minus_best_baseline_ci_high": v["auc_difference_ci_high"]}  # fmt: skip
+
+
+def verdict_table(outcome: TrainingOutcome) -> pd.DataFrame:
+    """The verdict as rows (what, value), figures rounded, for people to read first."""
+    v = outcome.verdict
+    rows = [(k, round(v[k], 3) if isinstance(v[k], float) else v[k]) for k in VERDICT_KEYS]
+    return pd.DataFrame(rows, columns=["what", "value"])

@@ -14,9 +14,10 @@ import json
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from segpair.atomic import atomic_path
-from segpair.training.model import PairClassifier
+from segpair.training.model import architecture, build_model
 
 
 class CheckpointMismatchError(ValueError):
@@ -30,7 +31,7 @@ def plain(value):
                                  else str(v)))  # fmt: skip
 
 
-def save_checkpoint(path: Path, model: PairClassifier, meta: dict) -> Path:
+def save_checkpoint(path: Path, model: nn.Module, meta: dict) -> Path:
     required = {"embedder", "signature", "dim", "interactions", "slot_transform", "hidden",
                 "dropout", "threshold"}  # fmt: skip
     missing = required - meta.keys()
@@ -39,7 +40,7 @@ def save_checkpoint(path: Path, model: PairClassifier, meta: dict) -> Path:
     with atomic_path(path) as tmp:
         # CPU tensors: a model trained on a GPU loads anywhere
         state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-        torch.save({"state_dict": state, "meta": plain(meta)}, tmp)
+        torch.save({"state_dict": state, "meta": plain({**meta, **architecture(model)})}, tmp)
     return path
 
 
@@ -59,7 +60,7 @@ def load_checkpoint(
     expected_signature: str | None = None,
     expected_dim: int | None = None,
     blob: dict | None = None,
-) -> tuple[PairClassifier, dict]:
+) -> tuple[nn.Module, dict]:
     """The model and its metadata; `blob` is the file already read by `read_checkpoint`."""
     blob = blob if blob is not None else read_checkpoint(path)
     meta = blob["meta"]
@@ -75,8 +76,6 @@ def load_checkpoint(
             f"{path} expects {meta['dim']}-dimensional embeddings ({meta['embedder']}), "
             f"got {expected_dim}"
         )
-    model = PairClassifier(
-        meta["dim"], meta["interactions"], meta["hidden"], meta["dropout"], meta["slot_transform"]
-    )
+    model = build_model(meta)
     model.load_state_dict(blob["state_dict"])
     return model.eval(), meta

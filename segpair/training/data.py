@@ -43,6 +43,10 @@ class PairSet:
     rows_a: np.ndarray
     rows_b: np.ndarray
     y: np.ndarray  # float32 labels (0/1)
+    # Integer isolate codes of each pair's two proteins (the neighbour model's
+    # leave-own-isolate-out features need them for training pairs).
+    iso_a: np.ndarray | None = None
+    iso_b: np.ndarray | None = None
 
     @classmethod
     def from_arrays(cls, a: np.ndarray, b: np.ndarray, y: np.ndarray) -> PairSet:
@@ -69,7 +73,8 @@ class PairSet:
             yield a, b, self.y[idx]
 
     def subset(self, idx: np.ndarray) -> PairSet:
-        return PairSet(self.source, self.rows_a[idx], self.rows_b[idx], self.y[idx])
+        iso = [None if x is None else x[idx] for x in (self.iso_a, self.iso_b)]
+        return PairSet(self.source, self.rows_a[idx], self.rows_b[idx], self.y[idx], *iso)
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         a, b = self.batch(np.arange(len(self)))

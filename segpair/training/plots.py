@@ -48,11 +48,11 @@ def confusion_png(tp: int, fp: int, tn: int, fn: int, title: str) -> bytes:
 
 def learning_curve_png(history: list[dict[str, float]], title: str) -> bytes:
     fig, ax = plt.subplots(figsize=(5, 3.5))
-    epochs = range(1, len(history) + 1)
+    steps = [h.get("step", i + 1) for i, h in enumerate(history)]
     for key in ("train_loss", "val_loss"):
-        ax.plot(epochs, [h[key] for h in history], label=key)
+        ax.plot(steps, [h[key] for h in history], label=key)
     ax.axhline(np.log(2), color="k", ls=":", lw=0.8, label="ln 2")
-    ax.set(xlabel="epoch", ylabel="BCE loss", title=title)
+    ax.set(xlabel="optimizer step", ylabel="BCE loss", title=title)
     ax.legend()
     return _png(fig)
 

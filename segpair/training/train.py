@@ -1,9 +1,19 @@
-"""Training a pair classifier on frozen embeddings: seeded, early-stopped, thresholded.
+"""Training a pair classifier on frozen embeddings: seeded, step-budgeted, thresholded.
 
-Deterministic on CPU for a given seed: parameters, dropout and the epoch order all
-come from one seeded generator. The learning sanity check is computed
-here: the loss before any step must be near ln 2 (an untrained logit of ~0), and
-`report_learning` compares the trained model with the majority-class baseline.
+Training is budgeted in optimizer steps, not epochs: a 100-pair set gets as many updates
+as a 100k-pair one (the batch is the whole set when it is smaller than `batch_size`),
+under AdamW with a one-cycle cosine learning rate. The model is evaluated on the
+validation pairs every `eval_every` steps; the best evaluation's weights are kept, and
+after `min_steps` training stops once `patience` evaluations bring no improvement.
+
+Two models (`TrainConfig.model`):
+- `neighbour_mlp` (default): neighbour evidence from the training pairs plus a
+  projected view of the pair, into a small MLP (`segpair.training.neighbours`);
+- `interaction_mlp`: interaction features of the two embeddings into an MLP.
+
+Deterministic on CPU for a given seed. The learning sanity check: the loss before any
+step must be near ln 2 (the last layer starts at zero, so every logit is 0), and
+`report_learning` compares the trained model with the majority class.
 """
 
 from __future__ import annotations
@@ -22,32 +32,41 @@ from segpair.training.data import PairSet, as_pair_set
 from segpair.training.features import Interaction, SlotTransform
 from segpair.training.metrics import ThresholdMetric, binary_metrics, select_threshold
 from segpair.training.model import PairClassifier
+from segpair.training.neighbours import NeighbourEvidence, NeighbourPairClassifier, SlotProjection
 
 StopMetric = Literal["loss", "f1", "auc"]
+ModelKind = Literal["neighbour_mlp", "interaction_mlp"]
+EvalFn = Callable[[int, dict[str, float]], None]
 
 
 @dataclass
 class TrainConfig:
+    model: ModelKind = "neighbour_mlp"
     interactions: list[Interaction] = field(default_factory=lambda: ["concat", "diff", "prod"])
     slot_transform: SlotTransform = "none"
-    hidden: list[int] = field(default_factory=lambda: [256, 64])
+    hidden: list[int] = field(default_factory=lambda: [64, 32])
     dropout: float = 0.1
-    lr: float = 1e-3
+    lr: float = 3e-3
     weight_decay: float = 1e-2
-    batch_size: int = 256
-    max_epochs: int = 50
-    patience: int = 8
+    batch_size: int = 128
+    steps: int = 600
+    eval_every: int = 25
+    min_steps: int = 300
+    patience: int = 10  # evaluations without improvement, counted after min_steps
     early_stopping_metric: StopMetric = "auc"
     threshold_metric: ThresholdMetric = "f1"
+    projection_dim: int = 16  # neighbour_mlp: SVD dims of each slot (0: evidence only)
+    neighbour_tau: float = 0.01  # temperature of the soft maximum over the bank
+    bank_max_pairs: int = 20_000  # neighbour_mlp: training pairs kept as evidence (seeded)
     seed: int = 42
     device: str = "cpu"
 
 
 @dataclass
 class TrainResult:
-    model: PairClassifier
-    history: list[dict[str, float]]
-    best_epoch: int
+    model: nn.Module
+    history: list[dict[str, float]]  # one row per evaluation, with its step
+    best_step: int
     threshold: float
     initial_loss: float
     stopped_early: bool
@@ -57,14 +76,18 @@ class TrainResult:
         return abs(self.initial_loss - math.log(2)) < 0.1
 
 
-def predict(model: PairClassifier, a: np.ndarray, b: np.ndarray, batch: int = 4096) -> np.ndarray:
+def predict(model: nn.Module, a: np.ndarray, b: np.ndarray, batch: int = 4096) -> np.ndarray:
     """Probabilities that each pair comes from one isolate."""
     return predict_pairs(model, PairSet.from_arrays(a, b, np.zeros(len(a))), batch)
 
 
-def _logits(model: PairClassifier, pairs: PairSet, batch: int) -> Iterator:
+def _device_of(model: nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+def _logits(model: nn.Module, pairs: PairSet, batch: int) -> Iterator:
     model.eval()
-    device = next(model.parameters()).device
+    device = _device_of(model)
     with torch.inference_mode():
         for a, b, y in pairs.batches(batch):
             ta = torch.as_tensor(a, dtype=torch.float32, device=device)
@@ -72,12 +95,12 @@ def _logits(model: PairClassifier, pairs: PairSet, batch: int) -> Iterator:
             yield model(ta, tb), torch.as_tensor(y, dtype=torch.float32, device=device)
 
 
-def predict_pairs(model: PairClassifier, pairs: PairSet, batch: int = 4096) -> np.ndarray:
+def predict_pairs(model: nn.Module, pairs: PairSet, batch: int = 4096) -> np.ndarray:
     out = [torch.sigmoid(logits).cpu().numpy() for logits, _ in _logits(model, pairs, batch)]
     return np.concatenate(out) if out else np.empty(0, dtype=np.float32)
 
 
-def _scores_and_loss(model: PairClassifier, pairs: PairSet, batch: int = 4096):
+def _scores_and_loss(model: nn.Module, pairs: PairSet, batch: int = 4096):
     """One pass over the pairs (one read when they are streamed): probabilities, mean BCE."""
     fn = nn.BCEWithLogitsLoss(reduction="sum")
     scores, total = [], 0.0
@@ -88,76 +111,181 @@ def _scores_and_loss(model: PairClassifier, pairs: PairSet, batch: int = 4096):
     return out, total / max(len(pairs), 1)
 
 
+@dataclass
+class _Progress:
+    """Best evaluation so far and the stopping rule."""
+
+    metric: StopMetric
+    min_steps: int
+    patience: int
+    best_score: float = -np.inf
+    best_state: dict | None = None
+    best_step: int = 0
+    waited: int = 0
+
+    def update(self, step: int, row: dict, model: nn.Module) -> bool:
+        """Record an evaluation; True when training should stop."""
+        score = {"loss": -row["val_loss"], "f1": row["val_f1"], "auc": row["val_auc"]}
+        value = score[self.metric]
+        value = -np.inf if math.isnan(value) else value
+        if value > self.best_score + 1e-6 or self.best_state is None:
+            self.best_score, self.best_step, self.waited = value, step, 0
+            self.best_state = copy.deepcopy(model.state_dict())
+            return False
+        self.waited += 1
+        return step >= self.min_steps and self.waited >= self.patience
+
+
+def fit_steps(model: nn.Module, train_step: Callable[[np.ndarray], torch.Tensor], n_train: int,
+              evaluate: Callable[[], dict[str, float]], config: TrainConfig,
+              on_eval: EvalFn | None = None) -> tuple[list[dict], int, bool]:  # fmt: skip
+    """Run the step budget: `train_step(batch indices)` returns the batch loss; `evaluate`
+    returns the validation row. Restores the best evaluation's weights."""
+    rng = np.random.default_rng(config.seed)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(trainable, lr=config.lr, weight_decay=config.weight_decay)
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=config.lr, total_steps=config.steps, pct_start=0.1, anneal_strategy="cos"
+    )
+    progress = _Progress(config.early_stopping_metric, config.min_steps, config.patience)
+    batch, order, pos, losses, history = min(config.batch_size, n_train), None, n_train, [], []
+    stopped = False
+    for step in range(1, config.steps + 1):
+        if pos + batch > n_train:
+            order, pos = rng.permutation(n_train), 0
+        model.train()
+        opt.zero_grad()
+        loss = train_step(order[pos : pos + batch])
+        loss.backward()
+        opt.step()
+        sched.step()
+        pos += batch
+        losses.append(loss.item())
+        if step % config.eval_every == 0 or step == config.steps:
+            row = {"step": step, "train_loss": float(np.mean(losses)), **evaluate()}
+            losses = []
+            history.append(row)
+            if on_eval:
+                on_eval(step, row)
+            if progress.update(step, row, model):
+                stopped = True
+                break
+    model.load_state_dict(progress.best_state)
+    return history, progress.best_step, stopped
+
+
+def _val_row(model: nn.Module, val: PairSet) -> dict[str, float]:
+    scores, loss = _scores_and_loss(model, val)
+    m = binary_metrics(val.y, scores, 0.5)
+    return {"val_loss": loss, "val_f1": m["f1"], "val_auc": m["auc_roc"]}
+
+
+def _zero_last_layer(mlp: nn.Sequential) -> None:
+    # Start from logit 0 (p = 0.5): the loss before training is then ln 2 by construction
+    # unless something upstream is wrong (labels, features, or the loss).
+    nn.init.zeros_(mlp[-1].weight)
+    nn.init.zeros_(mlp[-1].bias)
+
+
+def _tensors(config: TrainConfig, *arrays):
+    return [torch.as_tensor(x, dtype=torch.float32, device=config.device) for x in arrays]
+
+
+def _train_interaction_mlp(train: PairSet, val: PairSet, config: TrainConfig, on_eval):
+    model = PairClassifier(
+        train.dim, config.interactions, config.hidden, config.dropout, config.slot_transform
+    ).to(config.device)
+    _zero_last_layer(model.mlp)
+    loss_fn = nn.BCEWithLogitsLoss()
+    initial_loss = _scores_and_loss(model, train)[1]
+
+    def train_step(idx: np.ndarray) -> torch.Tensor:
+        ta, tb, ty = _tensors(config, *train.batch(idx), train.y[idx])
+        return loss_fn(model(ta, tb), ty)
+
+    history, best, stopped = fit_steps(
+        model, train_step, len(train), lambda: _val_row(model, val), config, on_eval
+    )
+    return model, history, best, stopped, initial_loss
+
+
+def neighbour_bank(train: PairSet, config: TrainConfig) -> tuple[NeighbourEvidence, np.ndarray]:
+    """The evidence bank (at most `bank_max_pairs` training pairs, seeded) and the
+    training proteins it holds, for the projection."""
+    if train.iso_a is None or train.iso_b is None:
+        raise ValueError("neighbour_mlp needs the isolate codes of the training pairs")
+    keep = np.arange(len(train))
+    if len(train) > config.bank_max_pairs:
+        keep = np.sort(np.random.default_rng(config.seed).choice(
+            len(train), config.bank_max_pairs, replace=False))  # fmt: skip
+    part = train.subset(keep)
+    a, b, y = part.arrays()
+    bank = NeighbourEvidence.from_pairs(a, b, y, part.iso_a, part.iso_b, config.neighbour_tau)
+    return bank, np.concatenate([a, b])
+
+
+def _raw_features(model: NeighbourPairClassifier, pairs: PairSet, config, with_isolates: bool):
+    """Unstandardised MLP inputs of every pair, in blocks (pairs may be streamed)."""
+    out = []
+    with torch.inference_mode():
+        for s in range(0, len(pairs), 1024):
+            idx = np.arange(s, min(s + 1024, len(pairs)))
+            ta, tb = _tensors(config, *pairs.batch(idx))
+            iso = [torch.as_tensor(x[idx], device=config.device) for x in
+                   (pairs.iso_a, pairs.iso_b)] if with_isolates else [None, None]  # fmt: skip
+            out.append(model.features(ta, tb, *iso))
+    return torch.cat(out) if out else torch.empty(0, model.mean.shape[0], device=config.device)
+
+
+def _train_neighbour_mlp(train: PairSet, val: PairSet, config: TrainConfig, on_eval):
+    bank, proteins = neighbour_bank(train, config)
+    projection = (
+        SlotProjection.fit(proteins, config.projection_dim, config.seed)
+        if config.projection_dim else None
+    )  # fmt: skip
+    model = NeighbourPairClassifier(bank, projection, config.hidden, config.dropout)
+    model = model.to(config.device)
+    _zero_last_layer(model.mlp)
+    x = _raw_features(model, train, config, with_isolates=True)
+    model.standardise(x)
+    x = (x - model.mean) / model.std
+    xv = (_raw_features(model, val, config, with_isolates=False) - model.mean) / model.std
+    (ty,) = _tensors(config, train.y)
+    loss_fn = nn.BCEWithLogitsLoss()
+    with torch.inference_mode():
+        initial_loss = float(loss_fn(model.mlp(x).squeeze(-1), ty))
+
+    def train_step(idx: np.ndarray) -> torch.Tensor:
+        i = torch.as_tensor(idx, device=config.device)
+        return loss_fn(model.mlp(x[i]).squeeze(-1), ty[i])
+
+    def evaluate() -> dict[str, float]:
+        model.eval()
+        with torch.inference_mode():
+            logits = model.mlp(xv).squeeze(-1)
+            (yv,) = _tensors(config, val.y)
+            loss = float(loss_fn(logits, yv))
+        m = binary_metrics(val.y, torch.sigmoid(logits).cpu().numpy(), 0.5)
+        return {"val_loss": loss, "val_f1": m["f1"], "val_auc": m["auc_roc"]}
+
+    history, best, stopped = fit_steps(model, train_step, len(train), evaluate, config, on_eval)
+    return model, history, best, stopped, initial_loss
+
+
 def train_pair_classifier(
     train: PairSet | tuple[np.ndarray, np.ndarray, np.ndarray],
     val: PairSet | tuple[np.ndarray, np.ndarray, np.ndarray],
     config: TrainConfig,
-    on_epoch: Callable[[int, dict[str, float]], None] | None = None,
+    on_eval: EvalFn | None = None,
 ) -> TrainResult:
-    """Train on pairs (or (emb_a, emb_b, labels)); early-stop and pick the threshold on val."""
+    """Train on pairs (or (emb_a, emb_b, labels)); keep the best evaluation on val and
+    pick the threshold there. `neighbour_mlp` needs the training pairs' isolate codes."""
     torch.manual_seed(config.seed)
-    rng = np.random.default_rng(config.seed)
     train, val = as_pair_set(train), as_pair_set(val)
-    dim = train.dim
-    model = PairClassifier(
-        dim, config.interactions, config.hidden, config.dropout, config.slot_transform
-    ).to(config.device)
-    # Start from logit 0 (p = 0.5): the loss before training is then ln 2 by construction
-    # unless something upstream is wrong (labels, features, or the loss).
-    last = model.mlp[-1]
-    nn.init.zeros_(last.weight)
-    nn.init.zeros_(last.bias)
-    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    loss_fn = nn.BCEWithLogitsLoss()
-    initial_loss = _scores_and_loss(model, train)[1]
-
-    history: list[dict[str, float]] = []
-    best_score, best_state, best_epoch, waited = -np.inf, None, 0, 0
-    stopped_early = False
-    for epoch in range(1, config.max_epochs + 1):
-        model.train()
-        order = rng.permutation(len(train))
-        total = 0.0
-        for s in range(0, len(order), config.batch_size):
-            idx = order[s : s + config.batch_size]
-            a, b = train.batch(idx)
-            ta = torch.as_tensor(a, dtype=torch.float32, device=config.device)
-            tb = torch.as_tensor(b, dtype=torch.float32, device=config.device)
-            ty = torch.as_tensor(train.y[idx], dtype=torch.float32, device=config.device)
-            opt.zero_grad()
-            loss = loss_fn(model(ta, tb), ty)
-            loss.backward()
-            opt.step()
-            total += loss.item() * len(idx)
-        val_scores, val_loss = _scores_and_loss(model, val)
-        val_metrics = binary_metrics(val.y, val_scores, 0.5)
-        row = {
-            "train_loss": total / len(train),
-            "val_loss": val_loss,
-            "val_f1": val_metrics["f1"],
-            "val_auc": val_metrics["auc_roc"],
-        }
-        history.append(row)
-        if on_epoch:
-            on_epoch(epoch, row)
-        score = {"loss": -row["val_loss"], "f1": row["val_f1"], "auc": row["val_auc"]}[
-            config.early_stopping_metric
-        ]
-        if score > best_score + 1e-6:
-            best_score, best_state, best_epoch, waited = (
-                score,
-                copy.deepcopy(model.state_dict()),
-                epoch,
-                0,
-            )
-        else:
-            waited += 1
-            if waited >= config.patience:
-                stopped_early = True
-                break
-    model.load_state_dict(best_state)
+    trainer = _train_neighbour_mlp if config.model == "neighbour_mlp" else _train_interaction_mlp
+    model, history, best_step, stopped, initial_loss = trainer(train, val, config, on_eval)
     threshold = select_threshold(val.y, predict_pairs(model, val), config.threshold_metric)
-    return TrainResult(model, history, best_epoch, threshold, initial_loss, stopped_early)
+    return TrainResult(model, history, best_step, threshold, initial_loss, stopped)
 
 
 def report_learning(result: TrainResult, y_test: np.ndarray, test_metrics: dict) -> dict:

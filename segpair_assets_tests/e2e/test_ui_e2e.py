@@ -10,7 +10,7 @@ import time
 import pytest
 
 from segpair.simulator import SimulationConfig, simulate_population, write_data_version
-from segpair_assets_tests.browser import (
+from segpair_assets_tests.e2e.browser import (
     require_browser,
     screenshot,
     start_browser,

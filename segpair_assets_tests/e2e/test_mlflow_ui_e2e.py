@@ -14,8 +14,13 @@ import urllib.request
 
 import pytest
 
-from segpair_assets_tests.browser import chromium_paths, screenshot, start_browser, wait_for_text
-from segpair_assets_tests.processes import free_port
+from segpair_assets_tests.e2e.browser import (
+    chromium_paths,
+    screenshot,
+    start_browser,
+    wait_for_text,
+)
+from segpair_assets_tests.e2e.processes import free_port
 
 
 @pytest.fixture(scope="module")

@@ -35,6 +35,8 @@ def test_definitions_load_and_validate(tmp_path):
         "embedding_diagnostics_nucleotide_transformer",
         *(f"isolate_pair_scores_{e}" for e in ("kmer_aa3", "kmer_nt6", "esm2", "fastesm2")),
         "isolate_pair_scores_nucleotide_transformer",
+        *(f"cross_version_evaluation_{e}" for e in ("kmer_aa3", "kmer_nt6", "esm2", "fastesm2")),
+        "cross_version_evaluation_nucleotide_transformer",
     }
     main = defs.resolve_job_def("segpair_main_job")
     main_assets = {k.to_user_string() for k in main.asset_layer.selected_asset_keys}
@@ -50,6 +52,8 @@ def test_definitions_load_and_validate(tmp_path):
         "embedding_diagnostics_kmer_nt6",
         "isolate_pair_scores_kmer_aa3",
         "isolate_pair_scores_kmer_nt6",
+        "cross_version_evaluation_kmer_aa3",
+        "cross_version_evaluation_kmer_nt6",
     }
     for key in graph.get_all_asset_keys():
         assert graph.get(key).description, f"{key} has no description"

@@ -1,5 +1,5 @@
-"""The training core: features, metrics and thresholds by hand, a seeded model that learns
-from simulated pairs, early stopping, and the baselines."""
+"""The training core: features, metrics and thresholds by hand, seeded models that learn
+from simulated pairs (100 pairs too), early stopping, and the baselines."""
 
 from __future__ import annotations
 
@@ -10,10 +10,12 @@ import pytest
 import torch
 
 from segpair.training.baselines import (
+    fit_baselines,
     logistic_regression,
     nearest_neighbour_margin,
     one_nearest_neighbour,
 )
+from segpair.training.data import PairSet
 from segpair.training.features import feature_dim, interaction_features
 from segpair.training.metrics import binary_metrics, select_threshold
 from segpair.training.train import (
@@ -68,10 +70,23 @@ def toy():
     }
 
 
-def test_model_learns_deterministically_and_passes_the_sanity_check(toy):
-    config = TrainConfig(hidden=[32], max_epochs=20, patience=4, batch_size=64)
-    r1 = train_pair_classifier(toy["train"], toy["val"], config)
-    r2 = train_pair_classifier(toy["train"], toy["val"], config)
+def _with_isolates(a, b, y, offset=0):
+    """A PairSet whose pairs carry isolate codes: a positive's two proteins share one
+    isolate, a negative's come from two."""
+    n = len(y)
+    iso_a = np.arange(n) + offset
+    iso_b = np.where(y == 1, iso_a, iso_a + n)
+    pairs = PairSet.from_arrays(a, b, y)
+    pairs.iso_a, pairs.iso_b = iso_a.astype(np.int64), iso_b.astype(np.int64)
+    return pairs
+
+
+@pytest.mark.parametrize("model", ["interaction_mlp", "neighbour_mlp"])
+def test_model_learns_deterministically_and_passes_the_sanity_check(toy, model):
+    config = TrainConfig(model=model, hidden=[32], steps=300, patience=4, batch_size=64)
+    train = _with_isolates(*toy["train"])
+    r1 = train_pair_classifier(train, toy["val"], config)
+    r2 = train_pair_classifier(train, toy["val"], config)
     assert r1.history == r2.history and r1.threshold == r2.threshold  # seeded, CPU
     assert abs(r1.initial_loss - math.log(2)) < 1e-6 and r1.initial_loss_near_ln2
     scores = predict(r1.model, toy["test"][0], toy["test"][1])
@@ -84,24 +99,45 @@ def test_model_learns_deterministically_and_passes_the_sanity_check(toy):
     assert r1.history[-1]["train_loss"] < r1.history[0]["train_loss"]
 
 
+@pytest.mark.parametrize("model", ["interaction_mlp", "neighbour_mlp"])
+def test_a_100_pair_set_leaves_ln2_and_beats_chance(model):
+    """With epochs of a fixed batch, 100 pairs got ~13 optimizer steps and stayed at ln 2;
+    a step budget trains them."""
+    train, val, test = (_toy_pairs(n, 16, s) for n, s in ((100, 10), (40, 11), (200, 12)))
+    config = TrainConfig(model=model)
+    r = train_pair_classifier(_with_isolates(*train), val, config)
+    assert r.initial_loss_near_ln2
+    assert min(h["train_loss"] for h in r.history) < math.log(2) - 0.2
+    auc = binary_metrics(test[2], predict(r.model, test[0], test[1]), r.threshold)["auc_roc"]
+    assert auc > 0.8
+
+
+def test_neighbour_model_needs_the_isolates(toy):
+    with pytest.raises(ValueError, match="isolate codes"):
+        train_pair_classifier(toy["train"], toy["val"], TrainConfig(model="neighbour_mlp"))
+
+
 @pytest.mark.parametrize("slot_transform", ["l2", "slot_norm"])
 def test_slot_transforms_train(toy, slot_transform):
-    config = TrainConfig(hidden=[16], max_epochs=3, slot_transform=slot_transform)
+    config = TrainConfig(
+        model="interaction_mlp", hidden=[16], steps=75, slot_transform=slot_transform
+    )
     r = train_pair_classifier(toy["train"], toy["val"], config)
     assert len(r.history) == 3
 
 
-def test_early_stopping_stops_and_restores_the_best_epoch():
+def test_early_stopping_stops_and_restores_the_best_evaluation():
     rng = np.random.default_rng(0)
     noise = lambda n: (  # noqa: E731 - labels unrelated to the inputs: nothing to learn
         rng.normal(size=(n, 8)).astype(np.float32),
         rng.normal(size=(n, 8)).astype(np.float32),
         (rng.random(n) < 0.5).astype(np.float32),
     )
-    config = TrainConfig(hidden=[64], max_epochs=60, patience=3, early_stopping_metric="loss")
+    config = TrainConfig(model="interaction_mlp", hidden=[64], steps=1500, eval_every=10,
+                         min_steps=0, patience=3, early_stopping_metric="loss")  # fmt: skip
     r = train_pair_classifier(noise(400), noise(200), config)
-    assert r.stopped_early and len(r.history) < 60
-    assert len(r.history) - r.best_epoch == 3
+    assert r.stopped_early and len(r.history) < 150
+    assert r.history[-1]["step"] - r.best_step == 3 * config.eval_every
 
 
 def test_baselines(toy):
@@ -109,6 +145,11 @@ def test_baselines(toy):
     assert binary_metrics(toy["test"][2], lr_scores, lr_t)["auc_roc"] > 0.9
     nn_scores, nn_t = one_nearest_neighbour(toy["train"], toy["val"], toy["test"], "f1")
     assert ((nn_scores >= 0) & (nn_scores <= 1)).all()
+    fitted = fit_baselines(toy["train"], toy["val"], ["diff"], "f1")
+    assert set(fitted) == {"logreg", "1nn", "knn", "gbt"}
+    test = PairSet.from_arrays(*toy["test"])
+    for name in ("knn", "gbt"):
+        assert binary_metrics(test.y, fitted[name].score(test), 0.5)["auc_roc"] > 0.85, name
     # a query equal to a training positive has margin > 0, to a negative < 0
     tx = np.array([[1.0, 0.0], [0.0, 1.0]])
     ty = np.array([1, 0])

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from segpair_assets_tests.conftest import FIXTURES, REPO_ROOT
-from segpair_assets_tests.processes import Service, free_port
+from segpair_assets_tests.e2e.processes import Service, free_port
 from segpair_assets_tests.tiny_models import build_tiny_esm2
 
 CHECK_OF = {
