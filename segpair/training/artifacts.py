@@ -8,6 +8,7 @@ Contract of `write_training_artifacts(out_dir, ...)`, every file written atomica
 | metrics.json | test metrics per scorer, the verdict, learning check, evaluation history, sizes |
 | stratified_metrics.csv | the model's test metrics per stratum (schema pair, negative type, ...) |
 | roc_pr.png, confusion_matrix.png, learning_curve.png | plots |
+| auc_by_schema.png | heatmap: test AUC of the model and each baseline per schema pair |
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ import pandas as pd
 
 from segpair.atomic import atomic_path, write_text_atomic
 from segpair.training.checkpoint import save_checkpoint
+from segpair.training.evaluate import auc_by_schema
 from segpair.training.pipeline import TrainingOutcome
-from segpair.training.plots import confusion_png, learning_curve_png, roc_pr_png
+from segpair.training.plots import auc_heatmap_png, confusion_png, learning_curve_png, roc_pr_png
 
 CHECKPOINT = "model.pt"
 COMPARISON_COLUMNS = ["scorer", "auc_roc", "auc_pr", "f1", "accuracy", "mcc", "threshold"]
@@ -50,6 +52,9 @@ def training_plots(outcome: TrainingOutcome, title: str, model_label: str) -> di
         "roc_pr.png": roc_pr_png(y, outcome.scores, title),
         "confusion_matrix.png": confusion_png(m["tp"], m["fp"], m["tn"], m["fn"], "MLP, test"),
         "learning_curve.png": learning_curve_png(outcome.result.history, model_label),
+        "auc_by_schema.png": auc_heatmap_png(
+            auc_by_schema(outcome.test_pairs, outcome.scores), f"{title}: test AUC"
+        ),
     }
 
 

@@ -21,6 +21,7 @@ import torch
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
+from threadpoolctl import threadpool_limits
 
 from segpair.training.data import PairSet, as_pair_set
 from segpair.training.features import Interaction, interaction_features
@@ -168,8 +169,16 @@ def _fit_gbt(train: PairSet, seed: int, dim: int = 32):
     clf = HistGradientBoostingClassifier(max_iter=300, learning_rate=0.05, max_leaf_nodes=15,
                                          min_samples_leaf=10, l2_regularization=1.0,
                                          random_state=seed)  # fmt: skip
-    clf.fit(features(a, b), y)
-    return lambda a, b: clf.predict_proba(features(a, b))[:, 1]
+    # One OpenMP thread: on ~100 features the threads mostly wait for each other, and
+    # badly so beside other busy steps.
+    with threadpool_limits(limits=1):
+        clf.fit(features(a, b), y)
+
+    def score(a, b):
+        with threadpool_limits(limits=1):
+            return clf.predict_proba(features(a, b))[:, 1]
+
+    return score
 
 
 def fit_baselines(

@@ -30,6 +30,8 @@ FEATURES = [
 ]  # fmt: skip
 EPS = 1e-4
 MASKED = -1.0  # similarity given to masked bank entries (the minimum of a cosine)
+STD_FLOOR = 0.05  # standardisation never divides by less (features span ~0 to 9)
+CLIP = 6.0  # standardised features are clipped to +-CLIP
 
 
 def _closeness(s: torch.Tensor) -> torch.Tensor:
@@ -157,14 +159,19 @@ class NeighbourPairClassifier(nn.Module):
 
     def features(self, a, b, iso_a=None, iso_b=None) -> torch.Tensor:
         """Standardised inputs of the MLP (raw until `standardise` has been called)."""
+        # Vectors as the fp16 master cache stores them: the features resolve similarities
+        # near 1, so a freshly embedded protein must look exactly like its cached copy.
+        a, b = a.half().float(), b.half().float()
         f = self.evidence(a, b, iso_a, iso_b)
         if self.projection is not None:
             f = torch.cat([f, self.projection(a, b)], dim=1)
-        return (f - self.mean) / self.std
+        # Clipped: a feature nearly constant in training must not turn a small change in a
+        # new pair into an extreme input the MLP never saw.
+        return ((f - self.mean) / self.std).clamp(-CLIP, CLIP)
 
     def standardise(self, raw: torch.Tensor) -> None:
         self.mean = raw.mean(0)
-        self.std = raw.std(0).clamp_min(1e-6)
+        self.std = raw.std(0).clamp_min(STD_FLOOR)
 
     def forward(self, a, b) -> torch.Tensor:
         return self.mlp(self.features(a, b)).squeeze(-1)

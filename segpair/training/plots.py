@@ -84,3 +84,17 @@ def score_histogram_png(groups: dict[str, np.ndarray], threshold: float, title: 
     ax.set_title(title)
     ax.legend(fontsize=8)
     return _png(fig)
+
+
+def auc_heatmap_png(table, title: str) -> bytes:
+    """Schema pairs x scorers, cells = test AUC, annotated."""
+    fig, ax = plt.subplots(figsize=(1.2 + 0.9 * table.shape[1], 1.0 + 0.35 * table.shape[0]))
+    im = ax.imshow(table.to_numpy(), cmap="viridis", vmin=0.5, vmax=1.0, aspect="auto")
+    ax.set_xticks(range(table.shape[1]), table.columns)
+    ax.set_yticks(range(table.shape[0]), table.index)
+    for (i, j), v in np.ndenumerate(table.to_numpy()):
+        ax.text(j, i, f"{v:.3f}", ha="center", va="center", fontsize=7,
+                color="white" if v < 0.8 else "black")  # fmt: skip
+    fig.colorbar(im, ax=ax, label="test AUC")
+    ax.set_title(title)
+    return _png(fig)

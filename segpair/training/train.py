@@ -18,6 +18,7 @@ step must be near ln 2 (the last layer starts at zero, so every logit is 0), and
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 from collections.abc import Callable, Iterator
@@ -180,6 +181,16 @@ def _val_row(model: nn.Module, val: PairSet) -> dict[str, float]:
     return {"val_loss": loss, "val_f1": m["f1"], "val_auc": m["auc_roc"]}
 
 
+@contextlib.contextmanager
+def torch_threads(n: int):
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def _zero_last_layer(mlp: nn.Sequential) -> None:
     # Start from logit 0 (p = 0.5): the loss before training is then ln 2 by construction
     # unless something upstream is wrong (labels, features, or the loss).
@@ -246,10 +257,9 @@ def _train_neighbour_mlp(train: PairSet, val: PairSet, config: TrainConfig, on_e
     model = NeighbourPairClassifier(bank, projection, config.hidden, config.dropout)
     model = model.to(config.device)
     _zero_last_layer(model.mlp)
+    model.standardise(_raw_features(model, train, config, with_isolates=True))
     x = _raw_features(model, train, config, with_isolates=True)
-    model.standardise(x)
-    x = (x - model.mean) / model.std
-    xv = (_raw_features(model, val, config, with_isolates=False) - model.mean) / model.std
+    xv = _raw_features(model, val, config, with_isolates=False)
     (ty,) = _tensors(config, train.y)
     loss_fn = nn.BCEWithLogitsLoss()
     with torch.inference_mode():
@@ -268,7 +278,9 @@ def _train_neighbour_mlp(train: PairSet, val: PairSet, config: TrainConfig, on_e
         m = binary_metrics(val.y, torch.sigmoid(logits).cpu().numpy(), 0.5)
         return {"val_loss": loss, "val_f1": m["f1"], "val_auc": m["auc_roc"]}
 
-    history, best, stopped = fit_steps(model, train_step, len(train), evaluate, config, on_eval)
+    with torch_threads(1):  # a small MLP on ~80 inputs: more threads only add waiting
+        history, best, stopped = fit_steps(model, train_step, len(train), evaluate, config,
+                                           on_eval)  # fmt: skip
     return model, history, best, stopped, initial_loss
 
 

@@ -182,6 +182,8 @@ def classifier_metadata(
         "stratified": dg.MetadataValue.md(markdown_table(stratified.round(4), max_rows=60)),
         "roc_pr_curves": dg.MetadataValue.md(png_markdown(artifacts.pngs["roc_pr.png"],
                                                           "ROC and PR")),
+        "auc_by_schema_pair": dg.MetadataValue.md(png_markdown(
+            artifacts.pngs["auc_by_schema.png"], "AUC by schema pair and scorer")),
         "learning_curve": dg.MetadataValue.md(png_markdown(artifacts.pngs["learning_curve.png"],
                                                            "loss")),
         "checkpoint": dg.MetadataValue.path(str(artifacts.checkpoint)),
