@@ -40,7 +40,7 @@ from sklearn.metrics import roc_auc_score
 from segpair.embeddings.pipeline import open_store
 from segpair.errors import InputDataError
 from segpair.pairs.cooccurrence import build_cooccurrence
-from segpair.pairs.segment_pairs import PairConfig, build_segment_pairs
+from segpair.pairs.segment_pairs import MATCH_KEYS, PairConfig, build_segment_pairs
 from segpair.registry import load_registry
 from segpair.report import markdown_table
 from segpair.training.evaluate import MIN_STRATUM, MODEL
@@ -214,6 +214,24 @@ def temporal_pairs(pf, cooc, spec, args, seed: int, schemas, year: int) -> pd.Da
     test, _, _ = build_segment_pairs(pf[late], cooc, spec, cfg)
     test = test[~test["pair_key"].isin(set(fit["pair_key"].astype(str)))]
     return pd.concat([fit, test], ignore_index=True)
+
+
+def usable_hard_share(pf: pd.DataFrame, share: float) -> float:
+    """`share`, or 0 when no isolate has subtype, host and year: hard negatives cannot be
+    matched then (build_segment_pairs fails in _partner_in_group on such data)."""
+    missing = pf.groupby("assembly_id")[list(MATCH_KEYS)].first().isna().any(axis=1)
+    if share > 0 and missing.all():
+        print(
+            f"no isolate has all of {MATCH_KEYS}: hard negatives cannot be drawn, "
+            "using hard_negative_share 0 (regime 'hard' is empty)"
+        )
+        return 0.0
+    if share > 0 and missing.any():
+        print(
+            f"warning: {int(missing.sum())} isolates lack one of {MATCH_KEYS}; their "
+            "'hard' negatives are not metadata-matched"
+        )
+    return share
 
 
 def t_interval(values) -> tuple[float, float, float, int]:
@@ -430,6 +448,7 @@ def main() -> None:
     base = Path(args.data_root) / "processed" / args.virus / args.data_version
     pf = pd.read_parquet(base / "protein_final.parquet")
     cooc, _ = build_cooccurrence(pf)
+    args.hard_negative_share = usable_hard_share(pf, args.hard_negative_share)
     functions = [f for f in spec.protein_names(primary_only=True) if f in set(pf["function"])]
     schemas = schema_pairs(args, functions)
     cut, why = temporal_cut(pf, args.temporal_min_isolates)

@@ -84,7 +84,8 @@ def write_training_artifacts(
 
 
 def tracked_metrics(outcome: TrainingOutcome) -> dict[str, float]:
-    """The run's final figures for a tracker: test metrics per scorer, threshold, epochs."""
+    """The run's final figures for a tracker: test metrics per scorer, threshold, best step,
+    and the model minus its best baseline."""
     r = outcome.result
     flat = {
         f"test_{scorer}_{k}": v for scorer, values in outcome.metrics.items()
