@@ -446,10 +446,14 @@ def _assemble(idx: pd.DataFrame, df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _match_groups(part: pd.DataFrame, iso: np.ndarray):
-    """Isolates grouped by (subtype, host, year): group of each isolate, members by group."""
-    meta = part.groupby(iso)[list(MATCH_KEYS)].first().astype(str)
-    key = meta["subtype"] + "|" + meta["host"] + "|" + meta["year"]
-    group_of_iso = pd.factorize(key)[0]
+    """Isolates grouped by (subtype, host, year): group of each isolate (-1 where any of
+    the three is unknown: such an isolate matches nothing), members by group."""
+    meta = part.groupby(iso)[list(MATCH_KEYS)].first()
+    unknown = meta.isna().any(axis=1).to_numpy()
+    text = meta.astype(str)
+    key = (text["subtype"] + "|" + text["host"] + "|" + text["year"]).to_numpy(dtype=object)
+    key[unknown] = None
+    group_of_iso = pd.factorize(key, use_na_sentinel=True)[0]
     order = np.argsort(group_of_iso, kind="stable")
     starts = np.searchsorted(group_of_iso[order], np.arange(group_of_iso.max() + 1))
     ends = np.r_[starts[1:], len(order)]
@@ -466,6 +470,9 @@ def _partner_in_group(ia, pool_b, iso, groups, rng) -> np.ndarray:
     first = ~_repeated(iso_b)
     b_of_iso[iso_b[first]] = pool_b[first]
     g = group_of_iso[iso[ia]]
-    size = ends[g] - starts[g]
-    pick = order[starts[g] + (rng.random(len(ia)) * size).astype(np.int64)]
-    return b_of_iso[pick]
+    known = g >= 0
+    out = np.full(len(ia), -1, dtype=np.int64)
+    size = ends[g[known]] - starts[g[known]]
+    pick = order[starts[g[known]] + (rng.random(int(known.sum())) * size).astype(np.int64)]
+    out[known] = b_of_iso[pick]
+    return out

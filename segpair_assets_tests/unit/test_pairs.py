@@ -188,3 +188,18 @@ def test_impossible_ratio_reports_a_shortfall(flu, flu_proteins, flu_cooc):
     pairs, stats, _ = build_segment_pairs(flu_proteins, flu_cooc, flu, config)
     assert stats.shortfalls and "HA-NA" in stats.shortfalls[0]
     assert all(o.passed for o in leakage_report(pairs, flu_cooc, "isolate").values())
+
+
+def test_hard_negatives_never_match_on_unknown_metadata(flu, flu_proteins, flu_cooc):
+    """An isolate without subtype, host or year matches no other: with none known there is
+    no hard negative (and no crash); with some unknown, those isolates get none."""
+    config = PairConfig(schema_pairs=[("HA", "NA")], hard_negative_share=0.5)
+    blank = flu_proteins.assign(subtype=None, host=None, year=None)
+    pairs, stats, _ = build_segment_pairs(blank, flu_cooc, flu, config)
+    assert (pairs["neg_type"] != "hard").all() and (pairs["label"] == 0).any()
+    unknown = set(flu_proteins["assembly_id"].drop_duplicates().iloc[::2])
+    partly = flu_proteins.copy()
+    partly.loc[partly["assembly_id"].isin(unknown), "subtype"] = None
+    pairs, _, _ = build_segment_pairs(partly, flu_cooc, flu, config)
+    hard = pairs[pairs["neg_type"] == "hard"]
+    assert len(hard) and not (set(hard["assembly_a"]) | set(hard["assembly_b"])) & unknown
