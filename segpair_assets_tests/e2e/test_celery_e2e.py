@@ -26,7 +26,7 @@ from segpair_assets.definitions import build_definitions
 from segpair_assets.partitions import DATA_VERSION_PARTITIONS_NAME, partition_key
 from segpair_assets_tests.conftest import REPO_ROOT
 from segpair_assets_tests.e2e.processes import Service, free_port
-from segpair_assets_tests.test_webserver_e2e import DagsterDev, _materialize_partition
+from segpair_assets_tests.e2e.test_webserver_e2e import DagsterDev, _materialize_partition
 from segpair_assets_tests.tiny_models import build_tiny_esm2
 
 pytest.importorskip("dagster_celery", reason="the Celery executor is the 'distributed' extra")

@@ -17,7 +17,7 @@ from segpair_assets_tests.e2e.browser import (
     wait_for_text,
     wait_until,
 )
-from segpair_assets_tests.test_webserver_e2e import DagsterDev
+from segpair_assets_tests.e2e.test_webserver_e2e import DagsterDev
 
 RUNS = """
 query($filter: RunsFilter) { runsOrError(filter: $filter) { ... on Runs { results {
