@@ -77,7 +77,6 @@ def _materialize(
 def _score(args, registry) -> int:
     from tqdm import tqdm
 
-    from segpair.atomic import atomic_path
     from segpair.errors import InputDataError
     from segpair.scoring import PairScorer, isolate_summary, read_pair_list, read_proteins
     from segpair.training.checkpoint import CheckpointMismatchError
@@ -103,12 +102,7 @@ def _score(args, registry) -> int:
     except (InputDataError, CheckpointMismatchError, FileNotFoundError, KeyError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(args.out) as tmp:
-        if args.out.suffix == ".parquet":
-            scores.to_parquet(tmp, index=False)
-        else:
-            scores.to_csv(tmp, sep="\t" if args.out.suffix != ".csv" else ",", index=False)
+    _write_table(scores, args.out)
     n_scored = int(scores["score"].notna().sum())
     n_same = int(scores["same_isolate"].sum())
     print(f"scored {n_scored} of {len(scores)} pairs with threshold {scorer.threshold:.3f}: "
