@@ -40,10 +40,30 @@ class HeaderInfo:
     description: str = ""
 
 
+# NCBI FASTA identifier styles (NCBI C++ toolkit "FASTA defline" table): after these
+# database tags the next field is the accession; the field after that is a locus or entry
+# name (gi|1617491|gb|U62150.1|LRU62150), never the accession.
+_DB_TAGS_BEFORE_ACCESSION = {
+    "gb", "emb", "dbj", "ref", "tpg", "tpe", "tpd", "tr", "sp", "pir", "prf", "ena",
+}  # fmt: skip
+# Tags whose field is an id but no sequence accession (gi numbers, general database ids).
+_NON_ACCESSION_TAGS = {"gi", "gnl", "pdb", "pat", "bbs"}
+
+
 def _accession_from_id(record_id: str) -> str | None:
-    parts = [p for p in re.split(r"[|:]", record_id) if p]
-    # gi|324709|gb|J02147.1| -> J02147.1 ; gb:CY171735 -> CY171735
-    for part in reversed(parts):
+    """The sequence accession in a FASTA id, or None when it names none.
+
+    gi|324709|gb|J02147.1| -> J02147.1; gb:CY171735 -> CY171735; ref|NC_026438.1| ->
+    NC_026438.1; a bare CY171735.1 -> CY171735.1; gi|324709 alone -> None.
+    """
+    parts = re.split(r"[|:]", record_id)
+    lowered = [p.lower() for p in parts]
+    for i, tag in enumerate(lowered[:-1]):
+        if tag in _DB_TAGS_BEFORE_ACCESSION and parts[i + 1]:
+            return parts[i + 1]
+    if any(tag in _NON_ACCESSION_TAGS for tag in lowered[:-1]):
+        return None
+    for part in parts:
         if _ACCESSION.match(part):
             return part
     return None

@@ -77,6 +77,47 @@ def test_parse_header_styles(header, accession, strain, segment, subtype, host, 
     assert (info.subtype, info.host, info.year) == (subtype, host, year)
 
 
+@pytest.mark.parametrize(
+    "header, accession",
+    [
+        # NCBI's classic defline: the locus name after the accession is no accession.
+        (
+            "gi|1617491|gb|U62150.1|LRU62150 Influenza A virus (A/x/1/1995(H3N2)) segment 4",
+            "U62150.1",
+        ),
+        ("gb|U62150.1|LRU62150 Influenza A virus segment 4", "U62150.1"),
+        ("emb|LN871221.1|LN871221 Influenza A virus segment 4", "LN871221.1"),
+        ("dbj|AB985574.1|ABX Severe fever with thrombocytopenia syndrome virus", "AB985574.1"),
+        (
+            "ref|NC_026433.1| Influenza A virus (A/California/07/2009(H1N1)) segment 4",
+            "NC_026433.1",
+        ),
+        ("tpg|BK000001.1|TPA: something", "BK000001.1"),
+        ("sp|P03452|HEMA_I34A1 Hemagglutinin OS=Influenza A virus", "P03452"),
+        ("ENA|MN908947|MN908947.3 Severe acute respiratory syndrome coronavirus 2", "MN908947"),
+        ("CY171735.1 Influenza A virus (A/Chicago/YGA_04200/2013(H3N2)) segment 4", "CY171735.1"),
+        ("lcl|CY171735.1 Influenza A virus segment 4", "CY171735.1"),
+        ("gb:CY171735|Organism:Influenza A virus A/Chicago/YGA_04200/2013|Segment:4", "CY171735"),
+        ("gi|1617491 Influenza A virus segment 4", None),  # a gi number is no accession
+        ("gnl|ird|12345 Influenza A virus segment 4", None),
+    ],
+)
+def test_ncbi_identifier_styles(header, accession):
+    assert parse_header(header).accession == accession
+
+
+def test_classic_gi_header_matches_a_metadata_table_by_accession(flu, tmp_path):
+    fasta = tmp_path / "s.fasta"
+    fasta.write_text(
+        ">gi|1617491|gb|U62150.1|LRU62150 Influenza A virus segment 4 (HA)\nMKTIIALSY\n"
+    )
+    meta = tmp_path / "genomes.tsv"
+    meta.write_text("accession\tgenome_id\nU62150.1\tgenome_7\n")
+    res = read_fasta([fasta], flu, meta)
+    row = res.records.iloc[0]
+    assert (row["accession"], row["assembly_id"]) == ("U62150.1", "genome_7")
+
+
 def test_two_digit_strain_year():
     assert parse_header("X1 A/Memphis/1/71(H3N2) segment 4").year == 1971
     assert parse_header("X1 A/Texas/50/12(H3N2) segment 4").year == 2012
