@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,6 +55,24 @@ class ReadResult:
     files: list[str]
 
 
+# What a truncated, bit-flipped or mislabelled .gz raises part-way through reading.
+CORRUPT_GZIP_ERRORS = (EOFError, zlib.error, gzip.BadGzipFile)
+
+
+def corrupt_gzip_error(path: Path, exc: BaseException, where: str = "") -> InputDataError:
+    """One error naming the unreadable compressed file, for any of CORRUPT_GZIP_ERRORS."""
+    kind = {
+        EOFError: "ends early (truncated download or copy)",
+        gzip.BadGzipFile: "is not gzip data or fails its checksum",
+    }.get(type(exc), "has corrupt compressed data")
+    return InputDataError(
+        f"{path}{where}",
+        f"{kind}: {type(exc).__name__}: {exc}",
+        f"test it with `gzip -t {path.name}` and copy or download it again; a file that is "
+        "not compressed must not end in .gz",
+    )
+
+
 def open_text(path: Path) -> io.TextIOBase:
     if path.suffix == ".gz":
         return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", errors="strict")
@@ -68,6 +87,8 @@ def read_any_table(path: Path) -> pd.DataFrame:
             return pd.read_parquet(path).astype("string")
         sep = "," if name.endswith(".csv") else "\t"
         return pd.read_csv(path, sep=sep, dtype="string", keep_default_na=False, na_values=[""])
+    except CORRUPT_GZIP_ERRORS as exc:
+        raise corrupt_gzip_error(path, exc) from exc
     except (pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError) as exc:
         raise InputDataError(
             str(path),

@@ -13,10 +13,12 @@ from pathlib import Path
 from segpair.errors import InputDataError, IssueLog
 from segpair.headers import HeaderInfo, parse_header
 from segpair.readers.common import (
+    CORRUPT_GZIP_ERRORS,
     METADATA_ALIASES,
     ReadResult,
     check_unique_ids,
     clean_str,
+    corrupt_gzip_error,
     open_text,
     parse_year,
     proteins_from_sequence,
@@ -33,7 +35,7 @@ _SEQ_CHARS = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz*-.")
 def iter_fasta(path: Path) -> Iterator[tuple[str, str, int]]:
     """(header, sequence, header line number) for each record; malformed input is an error."""
     header: str | None = None
-    header_line = 0
+    header_line = lineno = 0
     chunks: list[str] = []
     with open_text(path) as fh:
         try:
@@ -62,9 +64,18 @@ def iter_fasta(path: Path) -> Iterator[tuple[str, str, int]]:
                         "remove numbers and spaces (GenBank flat-file layout is not FASTA)",
                     )
                 chunks.append(stripped)
+        except CORRUPT_GZIP_ERRORS as exc:
+            raise corrupt_gzip_error(path, exc, f" (after line {lineno})") from exc
         except UnicodeDecodeError as exc:
             raise InputDataError(
-                str(path), f"is not UTF-8 text ({exc})", "re-export it as UTF-8 text"
+                str(path),
+                f"is not UTF-8 text ({exc})",
+                "re-export it as UTF-8 text"
+                + (
+                    "; a .gz that decodes to garbage may be corrupt: test it with gzip -t"
+                    if path.suffix == ".gz"
+                    else ""
+                ),
             ) from exc
     if header is not None:
         yield header, "".join(chunks), header_line

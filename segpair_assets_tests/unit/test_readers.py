@@ -388,3 +388,41 @@ def test_reader_paths_outside_the_folder(flu, tmp_path):
     (folder / "manifest.toml").write_text(f'format = "fasta"\n[fasta]\nfiles = ["{src}"]\n')
     res, _, _ = read_data_version(folder, flu)
     assert len(res.records) == 6
+
+
+# ---------------------------------------------------------------- corrupt compressed files
+
+
+def _gz_variants(tmp_path: Path, name: str, text: str) -> dict[str, Path]:
+    """The same content as a truncated, a bit-flipped and a not-compressed '.gz' file."""
+    good = gzip.compress(text.encode() * 200)
+    flipped = bytearray(good)
+    flipped[len(flipped) // 2] ^= 0xFF
+    out = {}
+    for kind, data in {
+        "truncated": good[: len(good) // 2],
+        "bit_flipped": bytes(flipped),
+        "plain_text": text.encode(),
+    }.items():
+        path = tmp_path / kind / name
+        path.parent.mkdir()
+        path.write_bytes(data)
+        out[kind] = path
+    return out
+
+
+@pytest.mark.parametrize("kind", ["truncated", "bit_flipped", "plain_text"])
+def test_corrupt_gzip_fasta_names_the_file(flu, tmp_path, kind):
+    record = ">r1 A/a/1/2000 segment 4 (HA)\nMKTIIALSYIFCLVFA\n"
+    path = _gz_variants(tmp_path, "s.fasta.gz", record)[kind]
+    with pytest.raises(InputDataError) as err:
+        read_fasta([path], flu)
+    assert str(path) in str(err.value) and "gzip -t" in str(err.value)
+
+
+@pytest.mark.parametrize("kind", ["truncated", "bit_flipped", "plain_text"])
+def test_corrupt_gzip_table_names_the_file(flu, tmp_path, kind):
+    path = _gz_variants(tmp_path, "p.csv.gz", "brc_fea_id,assembly_id,function,prot_seq\n")[kind]
+    with pytest.raises(InputDataError) as err:
+        read_tables([path], flu)
+    assert str(path) in str(err.value) and "gzip -t" in str(err.value)
