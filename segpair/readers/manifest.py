@@ -82,16 +82,57 @@ def is_table_path(p: Path) -> bool:
     return _strip_gz(p.name).endswith(TABLE_SUFFIXES)
 
 
+MINIMAL_MANIFEST = (
+    'format = "fasta"  # or "table", "bvbrc"\n'
+    'origin = "real"\n'
+    "[fasta]\n"
+    'files = ["genomes.fasta.gz"]\n'
+    'metadata_table = "genomes.tsv"'
+)
+
+
+def _allowed_keys(model: type[BaseModel], loc: tuple) -> list[str]:
+    """The field names allowed where `loc` points (the section of an unknown key)."""
+    for part in loc[:-1]:
+        field = model.model_fields.get(str(part))
+        annotation = getattr(field, "annotation", None) if field else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            break
+        model = annotation
+    return sorted(model.model_fields)
+
+
+def _validation_problems(exc: ValidationError) -> str:
+    """One phrase per mistake: the key's dotted path, what is wrong, what is allowed."""
+    problems = []
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        if err["type"] == "extra_forbidden":
+            allowed = _allowed_keys(DataVersionManifest, err["loc"])
+            problems.append(f"unknown key {key!r} (allowed here: {allowed})")
+        elif err["type"] == "missing":
+            problems.append(f"required key {key!r} is missing")
+        else:
+            problems.append(f"{key} = {err.get('input')!r}: {err['msg']}")
+    return "; ".join(problems)
+
+
 def load_manifest(folder: Path) -> DataVersionManifest | None:
     path = folder / MANIFEST_NAME
     if not path.exists():
         return None
+    fix = (
+        f"a minimal valid manifest is:\n{MINIMAL_MANIFEST}\n"
+        "(every key is documented in segpair/readers/manifest.py and README 'Your own data')"
+    )
     try:
-        return DataVersionManifest(**tomllib.loads(path.read_text()))
-    except (tomllib.TOMLDecodeError, ValidationError) as exc:
-        raise InputDataError(
-            str(path), f"is not a valid manifest ({exc})", "see segpair/readers/manifest.py"
-        ) from exc
+        raw = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise InputDataError(str(path), f"is not valid TOML ({exc})", fix) from exc
+    try:
+        return DataVersionManifest(**raw)
+    except ValidationError as exc:
+        raise InputDataError(str(path), _validation_problems(exc), fix) from exc
 
 
 def _resolve(folder: Path, names: list[str]) -> list[Path]:

@@ -12,6 +12,7 @@ from Bio.Data import CodonTable
 from segpair.errors import InputDataError
 from segpair.headers import parse_header
 from segpair.readers import read_bvbrc, read_data_version, read_fasta, read_tables
+from segpair.readers.manifest import MINIMAL_MANIFEST, load_manifest
 from segpair_assets_tests.conftest import FIXTURES
 
 # ---------------------------------------------------------------- headers
@@ -364,15 +365,26 @@ def test_missing_folder_lists_existing_versions(flu, tmp_path):
 @pytest.mark.parametrize(
     "manifest, problem",
     [
-        ('format = "fastq"\n', "not a valid manifest"),
-        ('format = "fasta"\nfiels = 1\n', "not a valid manifest"),
+        ('format = "fastq"\n', "format = 'fastq': Input should be 'fasta', 'table' or 'bvbrc'"),
+        ('format = "fasta"\nfiels = 1\n', "unknown key 'fiels' (allowed here: ['bvbrc', "),
+        (
+            'format = "fasta"\n[fasta]\nfile = ["a.fa"]\n',
+            "unknown key 'fasta.file' (allowed here: ['accession_column', 'files',",
+        ),
+        ('origin = "real"\n', "required key 'format' is missing"),
+        ('format = "fasta\n', "is not valid TOML (Illegal character"),
         ('format = "fasta"\n[fasta]\nfiles = ["nope.fa"]\n', "does not exist"),
     ],
 )
 def test_bad_manifest(flu, tmp_path, manifest, problem):
     (tmp_path / "manifest.toml").write_text(manifest)
-    with pytest.raises(InputDataError, match=problem):
+    with pytest.raises(InputDataError) as err:
         read_data_version(tmp_path, flu)
+    assert problem in str(err.value)
+    if "does not exist" not in problem:  # the fix shows a manifest that is itself valid
+        assert 'format = "fasta"  # or "table", "bvbrc"' in str(err.value)
+        (tmp_path / "manifest.toml").write_text(MINIMAL_MANIFEST)
+        assert load_manifest(tmp_path).fasta.files == ["genomes.fasta.gz"]
 
 
 def test_empty_folder(flu, tmp_path):
