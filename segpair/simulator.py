@@ -38,8 +38,9 @@ from Bio.Data import CodonTable
 
 from segpair.atomic import atomic_path, write_text_atomic
 from segpair.cleaning import build_protein_final
+from segpair.errors import InputDataError
 from segpair.readers.common import records_frame
-from segpair.registry import VirusSpec
+from segpair.registry import SimulationPreset, VirusSpec
 
 BASES = np.frombuffer(b"ACGT", dtype=np.uint8)
 UPSTREAM_STOP = np.array([3, 2, 0], dtype=np.uint8)  # TGA
@@ -139,8 +140,20 @@ def _revcomp(nt: np.ndarray) -> np.ndarray:
     return (3 - nt)[::-1]
 
 
+def _preset(virus: VirusSpec) -> SimulationPreset:
+    if virus.simulation is None:
+        raise InputDataError(
+            f"virus {virus.name!r}",
+            f"has no [{virus.name}.simulation] section in the registry, so there is nothing to "
+            "simulate (it takes real data only)",
+            f"add a [{virus.name}.simulation] section like flu_a's in segpair/viruses.toml, or "
+            f"materialize a real data version (segpair materialize -v {virus.name} -d VERSION)",
+        )
+    return virus.simulation
+
+
 def simulate_population(virus: VirusSpec, config: SimulationConfig) -> SimulatedPopulation:
-    preset = virus.simulation
+    preset = _preset(virus)
     rng = np.random.default_rng(config.seed)
     reassort = (
         preset.reassortment_rate if config.reassortment_rate is None else config.reassortment_rate
@@ -336,8 +349,11 @@ def write_data_version(
 
 def ensure_demo_data_version(folder: Path, virus: VirusSpec, data_version: str) -> bool:
     """Write the virus's demo data version (SIMULATED) if that is what is asked for and it
-    is absent; True when written. Any other data version is left to the user."""
-    if data_version != virus.demo_data_version or (folder / "manifest.toml").exists():
+    is absent; True when written. Any other data version is left to the user, and so is
+    every data version of a virus without a simulation section (it has no demo)."""
+    if virus.demo_data_version is None or data_version != virus.demo_data_version:
+        return False
+    if (folder / "manifest.toml").exists():
         return False
     config = SimulationConfig()
     write_data_version(simulate_population(virus, config), folder, virus, config)

@@ -2,6 +2,7 @@
 
 segpair demo                     simulate (if absent) and materialize every asset of the
                                  demo data version of each virus into $DAGSTER_HOME
+                                 (a virus without a simulation preset is skipped)
 segpair materialize -v V -d D    register data version D and materialize every asset of
                                  virus V x D (the same job the UI launches)
 segpair simulate -v V -o DIR     write a SIMULATED data version folder
@@ -217,6 +218,40 @@ def _add_model_commands(sub) -> None:
     ev.add_argument("--seed", type=int, default=42)
 
 
+def _no_simulation(virus: str) -> str:
+    return (
+        f"{virus} has no simulation preset, so no demo data: add a [{virus}.simulation] "
+        "section like flu_a's in segpair/viruses.toml, or run "
+        f"`segpair materialize -v {virus} -d VERSION` on a real data version"
+    )
+
+
+def _demo(registry) -> int:
+    """Every virus's demo data version; a virus without a simulation section is skipped."""
+    pairs = []
+    for name in registry.names:
+        version = registry.get(name).demo_data_version
+        if version is None:
+            print(f"skipping {_no_simulation(name)}", flush=True)
+        else:
+            pairs.append((name, version))
+    if not pairs:
+        print("no virus of the registry has a simulation preset: nothing to demo")
+        return 2
+    return _materialize(pairs)
+
+
+def _simulate(args, registry) -> int:
+    virus = registry.get(args.virus)
+    if virus.simulation is None:
+        print(f"segpair simulate: {_no_simulation(virus.name)}", file=sys.stderr)
+        return 2
+    config = SimulationConfig(n_isolates=args.isolates, seed=args.seed)
+    folder = write_data_version(simulate_population(virus, config), args.out, virus, config)
+    print(f"wrote SIMULATED data version to {folder}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     registry = Settings.from_environment().registry()
     parser = argparse.ArgumentParser(prog="segpair", description=__doc__.split("\n")[0])
@@ -229,14 +264,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "evaluate":
         return _evaluate(args, registry)
     if args.command == "demo":
-        return _materialize([(v, registry.get(v).demo_data_version) for v in registry.names])
+        return _demo(registry)
     if args.command == "materialize":
         return _materialize([(args.virus, args.data_version)], args.job, args.assets)
-    config = SimulationConfig(n_isolates=args.isolates, seed=args.seed)
-    virus = registry.get(args.virus)
-    folder = write_data_version(simulate_population(virus, config), args.out, virus, config)
-    print(f"wrote SIMULATED data version to {folder}")
-    return 0
+    return _simulate(args, registry)
 
 
 if __name__ == "__main__":
