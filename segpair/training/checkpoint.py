@@ -5,23 +5,35 @@ dimension, interactions, slot transform, layer sizes, threshold, training config
 version), saved atomically and loaded with `weights_only=True` (no pickled code).
 Loading it for embeddings of another signature or dimension is an error that says so
 (a checkpoint never scores vectors of another embedding space): such vectors mean
-something else to the model.
+something else to the model. A file that is no segpair checkpoint (text, truncated, a
+tensor, a state dict without its meta, weights that do not fit the meta) is an
+`InputDataError` naming the file and where checkpoints come from.
 """
 
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from segpair.atomic import atomic_path
+from segpair.errors import InputDataError
 from segpair.training.model import architecture, build_model
 
 
 class CheckpointMismatchError(ValueError):
     pass
+
+
+CHECKPOINT_FIX = (
+    "pass the model.pt of a pair_classifier_<embedder> asset (data/models/{virus}/"
+    "{data_version}/{embedder}/model.pt) or of its MLflow run's artifacts"
+)
+REQUIRED_META = {"embedder", "signature", "dim", "interactions", "slot_transform", "hidden",
+                 "dropout", "threshold"}  # fmt: skip
 
 
 def plain(value):
@@ -32,9 +44,7 @@ def plain(value):
 
 
 def save_checkpoint(path: Path, model: nn.Module, meta: dict) -> Path:
-    required = {"embedder", "signature", "dim", "interactions", "slot_transform", "hidden",
-                "dropout", "threshold"}  # fmt: skip
-    missing = required - meta.keys()
+    missing = REQUIRED_META - meta.keys()
     if missing:
         raise ValueError(f"checkpoint metadata lacks {sorted(missing)}")
     with atomic_path(path) as tmp:
@@ -44,15 +54,54 @@ def save_checkpoint(path: Path, model: nn.Module, meta: dict) -> Path:
     return path
 
 
+def not_a_checkpoint(path: Path, why: str) -> InputDataError:
+    return InputDataError(str(path), f"not a segpair model checkpoint ({why})", CHECKPOINT_FIX)
+
+
+def _unreadable(path: Path, exc: Exception) -> str:
+    """What a file that torch cannot load is, in words (torch's own message rarely says)."""
+    with path.open("rb") as fh:
+        head = fh.read(512)
+    if not head:
+        return "the file is empty"
+    if head.startswith(b"PK\x03\x04"):
+        first = str(exc).split(".")[0].strip()
+        return f"a damaged or truncated torch file: {first}"
+    if head.startswith(b"\x80"):
+        return "a Python pickle, not a torch checkpoint of tensors"
+    if b"\x00" not in head and head.decode("utf-8", errors="replace").count("\ufffd") <= 1:
+        return "a text file"
+    return f"torch cannot read it ({type(exc).__name__})"
+
+
 def read_checkpoint(path: Path) -> dict:
-    """The stored {"state_dict", "meta"} (weights_only: no pickled code runs)."""
-    if not Path(path).is_file():
-        raise FileNotFoundError(
-            f"{path}: no checkpoint there. Materialize the partition's pair_classifier_<embedder> "
-            "asset (it writes data/models/{virus}/{data_version}/{embedder}/model.pt) or give "
-            "the path of an existing model.pt"
-        )
-    return torch.load(path, map_location="cpu", weights_only=True)
+    """The stored {"state_dict", "meta"} (weights_only: no pickled code runs); a missing
+    file, a folder or a file that is no segpair checkpoint is an InputDataError."""
+    path = Path(path)
+    if path.is_dir():
+        raise InputDataError(str(path), "is a folder, not a checkpoint file",
+                             f"name the file, not its folder: {CHECKPOINT_FIX}")  # fmt: skip
+    if not path.is_file():
+        raise InputDataError(
+            str(path), "no checkpoint there",
+            "materialize the partition's pair_classifier_<embedder> asset (it writes "
+            "data/models/{virus}/{data_version}/{embedder}/model.pt) or give the path of an "
+            "existing model.pt",
+        )  # fmt: skip
+    try:
+        with warnings.catch_warnings():  # torch warns about pickle protocols it half reads
+            warnings.simplefilter("ignore")
+            blob = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for a file it cannot read
+        raise not_a_checkpoint(path, _unreadable(path, exc)) from exc
+    parts = blob if isinstance(blob, dict) else {}
+    if not (isinstance(parts.get("meta"), dict) and isinstance(parts.get("state_dict"), dict)):
+        what = f"a dict with keys {sorted(map(str, parts))[:6]}" if parts else type(blob).__name__
+        raise not_a_checkpoint(path, f"it holds {what}, not a state_dict and its meta")
+    missing = REQUIRED_META - blob["meta"].keys()
+    if missing:
+        raise not_a_checkpoint(path, f"its meta lacks {sorted(missing)}")
+    return blob
 
 
 def load_checkpoint(
@@ -76,6 +125,11 @@ def load_checkpoint(
             f"{path} expects {meta['dim']}-dimensional embeddings ({meta['embedder']}), "
             f"got {expected_dim}"
         )
-    model = build_model(meta)
-    model.load_state_dict(blob["state_dict"])
+    try:
+        model = build_model(meta)
+        model.load_state_dict(blob["state_dict"])
+    except (RuntimeError, KeyError, TypeError, ValueError) as exc:
+        why = str(exc).strip().splitlines()[0][:120]
+        raise not_a_checkpoint(path, f"its weights do not fit the model its meta describes: {why}"
+                               ) from exc  # fmt: skip
     return model.eval(), meta
