@@ -12,7 +12,18 @@ The cleaning rule for `esm2_ready_seq`, applied in this order:
    - "drop": the record is dropped and counted (`nonstandard_residues`);
    - "error": the first such record stops the run, named;
 4. a record whose X share exceeds `max_ambiguous_fraction` is dropped and counted
-   (`too_ambiguous`): mostly-unknown sequences carry no signal.
+   (`too_ambiguous`): mostly-unknown sequences carry no signal;
+5. a protein of atypical length is flagged in `length_flag` and handled by
+   `length_policy` ("drop", the default; "keep", flagged; or "error"):
+   - `no_stop_codon`: nucleotide input whose reading frame runs off the record's end,
+     i.e. the record is cut inside the gene (1 of 862 PA records in the real influenza
+     set; none of the SFTS set);
+   - `short`: under `min_length_fraction` x the registry's expected length (primary
+     proteins only: alternative-frame proteins such as PB1-F2 are truncated by nature
+     in whole lineages);
+   - `long`: over `max_length_fraction` x the expected length (concatenated records,
+     a wrong annotation). Complete genomes sit within 0.92-1.07 x (README).
+   Counted per kind (`orf_without_stop`, `shorter_than_expected`, `longer_than_expected`).
 
 The sequence hash is the MD5 of `esm2_ready_seq` (as BV-BRC's `aa_sequence_md5`),
 so identical proteins share one hash across isolates and data versions.
@@ -35,6 +46,7 @@ from segpair.registry import VirusSpec
 STANDARD_AMINO_ACIDS = "ACDEFGHIKLMNPQRSTVWY"
 ALLOWED_RESIDUES = set(STANDARD_AMINO_ACIDS + "X")
 NonstandardPolicy = Literal["replace", "drop", "error"]
+LengthPolicy = Literal["drop", "keep", "error"]
 
 # The raw record columns, with the cleaned sequence and its derived fields after `product`.
 PROTEIN_FINAL_COLUMNS = [
@@ -43,6 +55,7 @@ PROTEIN_FINAL_COLUMNS = [
     "length",
     "seq_hash",
     "n_ambiguous",
+    "length_flag",
     *RAW_COLUMNS[6:],
 ]
 
@@ -53,6 +66,9 @@ _NONSTANDARD = re.compile(f"[^{STANDARD_AMINO_ACIDS}]")
 class CleaningConfig:
     nonstandard_policy: NonstandardPolicy = "replace"
     max_ambiguous_fraction: float = 0.1
+    length_policy: LengthPolicy = "drop"
+    min_length_fraction: float = 0.8
+    max_length_fraction: float = 1.25
 
 
 @dataclass
@@ -106,6 +122,58 @@ def clean_protein_sequence(
     return s, n_odd
 
 
+_FLAG_ISSUE = {
+    "no_stop_codon": "orf_without_stop",
+    "short": "shorter_than_expected",
+    "long": "longer_than_expected",
+}
+
+
+def length_flag(
+    length: int, has_stop: bool | None, expected: int, primary: bool, config: CleaningConfig
+) -> str:
+    """'' for a protein of typical length, else the reasons joined by '+'."""
+    flags = []
+    if has_stop is False:
+        flags.append("no_stop_codon")
+    if primary and length < config.min_length_fraction * expected:
+        flags.append("short")
+    if length > config.max_length_fraction * expected:
+        flags.append("long")
+    return "+".join(flags)
+
+
+def _apply_length_policy(
+    df: pd.DataFrame, virus: VirusSpec, config: CleaningConfig, issues: IssueLog
+) -> pd.DataFrame:
+    specs = {p.name: p for seg in virus.segments for p in seg.proteins}
+    stops = df["orf_has_stop"].astype(object).where(df["orf_has_stop"].notna(), None)
+    flags = [
+        length_flag(int(n), stop, specs[f].expected_length, specs[f].primary, config)
+        for n, stop, f in zip(df["length"], stops, df["function"], strict=True)
+    ]
+    df["length_flag"] = pd.array(flags, dtype="string")
+    for row, flag in zip(df.itertuples(), flags, strict=True):
+        if not flag:
+            continue
+        where = f"{row.source} (brc_fea_id={row.brc_fea_id})"
+        detail = (
+            f"{row.function} of {row.length} aa, expected about "
+            f"{specs[row.function].expected_length} aa ({flag})"
+        )
+        if config.length_policy == "error":
+            raise InputDataError(
+                where,
+                f"atypical protein length: {detail}",
+                "fix or remove the record, or set length_policy to 'drop' or 'keep' (flagged)",
+            )
+        for part in flag.split("+"):
+            issues.add(_FLAG_ISSUE[part], where, detail)
+    if config.length_policy == "drop":
+        df = df[df["length_flag"] == ""]
+    return df
+
+
 def build_protein_final(
     records: pd.DataFrame, virus: VirusSpec, config: CleaningConfig | None = None
 ) -> tuple[pd.DataFrame, CleaningReport]:
@@ -127,6 +195,7 @@ def build_protein_final(
     df["length"] = pd.array([len(s) for s in seqs], dtype="Int64")
     df["seq_hash"] = pd.array([sequence_hash(s) for s in seqs], dtype="string")
     df["n_ambiguous"] = pd.array(n_amb, dtype="Int64")
+    df = _apply_length_policy(df, virus, config, report.issues)
     order = {name: i for i, name in enumerate(virus.segment_names)}
     df = (
         df.assign(_seg_order=df["segment"].map(order))

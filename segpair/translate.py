@@ -31,6 +31,8 @@ class Orf:
     end: int  # 0-based exclusive end (stop codon excluded)
     nt_seq: str
     protein: str
+    # False when the frame runs off the record's end: the record is cut inside the gene.
+    has_stop: bool = True
 
 
 def looks_like_nucleotide(seq: str, threshold: float = 0.9) -> bool:
@@ -46,16 +48,17 @@ def normalize_nucleotide(seq: str) -> str:
     return re.sub(r"[\s\-.]", "", seq.upper()).replace("U", "T")
 
 
-def _longest_orf_in_frame(protein: str) -> tuple[int, int] | None:
-    """(start, end) in codons of the longest M-started stop-free stretch."""
-    best: tuple[int, int] | None = None
+def _longest_orf_in_frame(protein: str) -> tuple[int, int, bool] | None:
+    """(start, end, ends in a stop) in codons of the longest M-started stop-free stretch."""
+    best: tuple[int, int, bool] | None = None
     pos = 0
-    for piece in protein.split("*"):
+    pieces = protein.split("*")
+    for i, piece in enumerate(pieces):
         m = piece.find("M")
         if m >= 0:
             length = len(piece) - m
             if best is None or length > best[1] - best[0]:
-                best = (pos + m, pos + len(piece))
+                best = (pos + m, pos + len(piece), i < len(pieces) - 1)
         pos += len(piece) + 1
     return best
 
@@ -73,12 +76,12 @@ def longest_orf_per_strand(nt_seq: str) -> dict[int, Orf]:
             hit = _longest_orf_in_frame(protein)
             if hit is None:
                 continue
-            a, b = hit
+            a, b, has_stop = hit
             if strand in best and (b - a) <= len(best[strand].protein):
                 continue
             s_nt, e_nt = frame + 3 * a, frame + 3 * b
             start, end = (s_nt, e_nt) if strand == 1 else (n - e_nt, n - s_nt)
-            best[strand] = Orf(strand, start, end, seq[s_nt:e_nt], protein[a:b])
+            best[strand] = Orf(strand, start, end, seq[s_nt:e_nt], protein[a:b], has_stop)
     return best
 
 

@@ -8,6 +8,7 @@ import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import pandas as pd
 
@@ -32,6 +33,9 @@ RAW_COLUMNS = [
     "country",
     "location",
     "source",
+    # Nucleotide input: whether the ORF ends in a stop codon (False: the record is cut
+    # inside the gene); empty for protein input, which carries no such evidence.
+    "orf_has_stop",
 ]
 
 # Metadata columns users' tables carry, by the names seen in BV-BRC, NCBI and IRD exports.
@@ -156,6 +160,13 @@ def parse_year(value: object) -> int | None:
     return int(digits) if digits.isdigit() else None
 
 
+class FoundProtein(NamedTuple):
+    name: str
+    protein: str
+    nt_seq: str | None  # the coding sequence, for nucleotide input
+    has_stop: bool | None  # None for protein input
+
+
 def proteins_from_sequence(
     seq: str,
     segment: str,
@@ -164,8 +175,8 @@ def proteins_from_sequence(
     where: str,
     issues: IssueLog,
     min_orf_fraction: float,
-) -> list[tuple[str, str, str | None]]:
-    """(protein name, protein sequence, coding nt sequence) for one record's sequence.
+) -> list[FoundProtein]:
+    """The protein(s) of one record's sequence, with coding sequence and stop evidence.
 
     A protein sequence is taken as it is. A nucleotide sequence is searched for the
     segment's ORFs (see `segpair.translate`); when the record names its protein,
@@ -182,7 +193,7 @@ def proteins_from_sequence(
                     "name the protein in the header (e.g. '(N)') or in a product/function column",
                 )
             protein = primaries[0].name
-        return [(protein, seq, None)]
+        return [FoundProtein(protein, seq, None, None)]
     nt = normalize_nucleotide(seq)
     bad = sorted(set(nt) - set("ACGTNRYKMSWBDHV"))
     if bad:
@@ -196,14 +207,15 @@ def proteins_from_sequence(
         issues.add("no_usable_orf", where, problem)
     if protein is not None:
         found = [(name, orf) for name, orf in found if name == protein]
-    return [(name, orf.protein, orf.nt_seq) for name, orf in found]
+    return [FoundProtein(name, orf.protein, orf.nt_seq, orf.has_stop) for name, orf in found]
 
 
 def records_frame(rows: list[dict]) -> pd.DataFrame:
     df = pd.DataFrame(rows, columns=RAW_COLUMNS)
     df["year"] = pd.array(df["year"], dtype="Int64")
+    df["orf_has_stop"] = pd.array(df["orf_has_stop"], dtype="boolean")
     for col in RAW_COLUMNS:
-        if col != "year":
+        if col not in ("year", "orf_has_stop"):
             df[col] = df[col].astype("string")
     return df
 

@@ -8,7 +8,9 @@ NCBI-derived sets). Nucleotide records are translated (see `segpair.translate`).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from segpair.errors import InputDataError, IssueLog
 from segpair.headers import HeaderInfo, parse_header
@@ -134,6 +136,112 @@ def _isolate_and_meta(info: HeaderInfo, table: IsolateTable | None) -> dict:
     return meta
 
 
+UnmatchedPolicy = Literal["error", "use_header"]
+
+
+def _check_unmatched(
+    unmatched: list[str], n_records: int, table: IsolateTable, policy: UnmatchedPolicy
+) -> None:
+    """Records the metadata table lacks: an error by default, since the header's strain
+    name would then stand for their isolate and split one genome into two 'isolates'."""
+    if unmatched and policy == "error":
+        raise InputDataError(
+            str(table.path),
+            f"{len(unmatched)} of {n_records} FASTA records have an accession this metadata "
+            f"table lacks, e.g. {'; '.join(unmatched[:5])}",
+            "add rows for those accessions (check that the table's accession column holds "
+            "GenBank accessions), or drop the records; to accept the strain name in the header "
+            'as their isolate, set unmatched_accessions = "use_header" under [fasta] in '
+            "manifest.toml (those records are then counted as metadata_from_header)",
+        )
+
+
+def _segment_of(info: HeaderInfo, virus: VirusSpec, where: str) -> tuple[str, tuple | None]:
+    """(segment, (segment, protein) the annotation names or None), or an error."""
+    match = virus.match_product(info.description)
+    segment = virus.resolve_segment(info.segment_token) if info.segment_token else None
+    if segment is None and match is not None:
+        segment = match[0]
+    if segment is None:
+        raise InputDataError(
+            where,
+            f"no segment of {virus.name} ({virus.segment_names}) can be read from the "
+            f"header (segment token: {info.segment_token!r})",
+            "add 'segment N' / '[segment N]' / 'Segment:N' or a gene name to the header",
+        )
+    return segment, match
+
+
+def _record_rows(
+    info: HeaderInfo, seq: str, where: str, meta: dict, virus: VirusSpec, read: _ReadState
+) -> list[dict]:
+    """The protein rows of one FASTA record (one, or one per ORF of a nucleotide record)."""
+    segment, match = _segment_of(info, virus, where)
+    # A header names a protein only for protein records: a nucleotide record's
+    # header describes the whole segment ("nonstructural protein and NP genes").
+    named = match is not None and match[0] == segment and not looks_like_nucleotide(seq)
+    protein = match[1] if named else None
+    found = proteins_from_sequence(
+        seq, segment, protein, virus, where, read.issues, read.min_orf_fraction
+    )
+    acc = info.accession or info.record_id
+    return [
+        {
+            "brc_fea_id": f"{acc}:{p.name}" if p.nt_seq is not None else info.record_id,
+            "segment": segment,
+            "function": p.name,
+            "product": p.name,
+            "prot_seq": p.protein,
+            "nt_seq": p.nt_seq,
+            "orf_has_stop": p.has_stop,
+            "accession": acc,
+            "source": where,
+            **meta,
+        }
+        for p in found
+    ]
+
+
+@dataclass
+class _ReadState:
+    table: IsolateTable | None
+    min_orf_fraction: float
+    issues: IssueLog = field(default_factory=IssueLog)
+    unmatched: list[str] = field(default_factory=list)
+    n_records: int = 0
+
+
+def _read_one_file(path: Path, virus: VirusSpec, read: _ReadState) -> list[dict]:
+    rows: list[dict] = []
+    n_before = read.n_records
+    for header, seq, lineno in iter_fasta(path):
+        read.n_records += 1
+        where = f"{path.name}:{lineno} (record {header.split()[0] if header else '?'})"
+        if not header.strip():
+            raise InputDataError(where, "empty header", "give every record an id")
+        if not seq.strip("-.*"):
+            raise InputDataError(
+                where, "empty sequence", "remove the record or supply its sequence"
+            )
+        info = parse_header(header)
+        if read.table is not None and read.table.lookup(info.accession) is None:
+            read.unmatched.append(f"{info.accession or info.record_id} ({where})")
+            read.issues.add("metadata_from_header", where, f"accession {info.accession}")
+        meta = _isolate_and_meta(info, read.table)
+        if meta["assembly_id"] is None:
+            raise InputDataError(
+                where,
+                "no isolate: the header names no strain/isolate and no metadata table "
+                "maps its accession",
+                "add a metadata table with accession and isolate columns "
+                "([fasta] metadata_table in manifest.toml) or put the strain name in the header",
+            )
+        rows += _record_rows(info, seq, where, meta, virus, read)
+    if read.n_records == n_before:
+        raise InputDataError(str(path), "holds no FASTA records", "check the file")
+    return rows
+
+
 def read_fasta(
     files: list[Path],
     virus: VirusSpec,
@@ -141,70 +249,15 @@ def read_fasta(
     accession_column: str | None = None,
     isolate_column: str | None = None,
     min_orf_fraction: float = 0.5,
+    unmatched_accessions: UnmatchedPolicy = "error",
 ) -> ReadResult:
-    issues = IssueLog()
     table = (
         IsolateTable(metadata_table, accession_column, isolate_column) if metadata_table else None
     )
-    rows: list[dict] = []
-    for path in files:
-        n_records = 0
-        for header, seq, lineno in iter_fasta(path):
-            n_records += 1
-            where = f"{path.name}:{lineno} (record {header.split()[0] if header else '?'})"
-            if not header.strip():
-                raise InputDataError(where, "empty header", "give every record an id")
-            if not seq.strip("-.*"):
-                raise InputDataError(
-                    where, "empty sequence", "remove the record or supply its sequence"
-                )
-            info = parse_header(header)
-            meta = _isolate_and_meta(info, table)
-            if meta["assembly_id"] is None:
-                raise InputDataError(
-                    where,
-                    "no isolate: the header names no strain/isolate and no metadata table "
-                    "maps its accession",
-                    "add a metadata table with accession and isolate columns "
-                    "([fasta] metadata_table in manifest.toml) or put the strain name in the "
-                    "header",
-                )
-            match = virus.match_product(info.description)
-            segment = virus.resolve_segment(info.segment_token) if info.segment_token else None
-            if segment is None and match is not None:
-                segment = match[0]
-            if segment is None:
-                raise InputDataError(
-                    where,
-                    f"no segment of {virus.name} ({virus.segment_names}) can be read from the "
-                    f"header (segment token: {info.segment_token!r})",
-                    "add 'segment N' / '[segment N]' / 'Segment:N' or a gene name to the header",
-                )
-            # A header names a protein only for protein records: a nucleotide record's
-            # header describes the whole segment ("nonstructural protein and NP genes").
-            named = match is not None and match[0] == segment and not looks_like_nucleotide(seq)
-            protein = match[1] if named else None
-            found = proteins_from_sequence(
-                seq, segment, protein, virus, where, issues, min_orf_fraction
-            )
-            acc = info.accession or info.record_id
-            for name, prot_seq, nt_seq in found:
-                is_nt = nt_seq is not None
-                rows.append(
-                    {
-                        "brc_fea_id": f"{acc}:{name}" if is_nt else info.record_id,
-                        "segment": segment,
-                        "function": name,
-                        "product": name,
-                        "prot_seq": prot_seq,
-                        "nt_seq": nt_seq,
-                        "accession": acc,
-                        "source": where,
-                        **meta,
-                    }
-                )
-        if n_records == 0:
-            raise InputDataError(str(path), "holds no FASTA records", "check the file")
+    read = _ReadState(table, min_orf_fraction)
+    rows = [row for path in files for row in _read_one_file(path, virus, read)]
+    if table is not None:
+        _check_unmatched(read.unmatched, read.n_records, table, unmatched_accessions)
     df = records_frame(rows)
     check_unique_ids(df)
-    return ReadResult(df, issues, "fasta", [str(p) for p in files])
+    return ReadResult(df, read.issues, "fasta", [str(p) for p in files])

@@ -46,6 +46,9 @@ class FastaOptions(_Strict):
     metadata_table: str | None = None
     accession_column: str | None = None
     isolate_column: str | None = None
+    # Records whose accession the metadata table lacks: "error" (default) stops the run
+    # naming them; "use_header" takes the header's strain name as their isolate, counted.
+    unmatched_accessions: Literal["error", "use_header"] = "error"
 
 
 class TableOptions(_Strict):
@@ -229,7 +232,13 @@ def read_data_version(
         files = _resolve(folder, o.files) if o.files else [p for p in all_files if is_fasta_path(p)]
         meta = _resolve(folder, [o.metadata_table])[0] if o.metadata_table else None
         result = read_fasta(
-            files, virus, meta, o.accession_column, o.isolate_column, min_orf_fraction
+            files,
+            virus,
+            meta,
+            o.accession_column,
+            o.isolate_column,
+            min_orf_fraction,
+            o.unmatched_accessions,
         )
     elif manifest.format == "table":
         o = manifest.table

@@ -98,7 +98,7 @@ def rows_to_records(
             seq, segment, protein, virus, where, issues, min_orf_fraction
         )
         name_info = parse_header(get("isolate_name") or "") if get("isolate_name") else None
-        for name, prot_seq, nt_seq in found:
+        for name, prot_seq, nt_seq, has_stop in found:
             records.append(
                 {
                     "brc_fea_id": pid if len(found) == 1 else f"{pid}:{name}",
@@ -116,6 +116,7 @@ def rows_to_records(
                     "country": get("country"),
                     "location": name_info.location if name_info else None,
                     "source": where,
+                    "orf_has_stop": has_stop,
                 }
             )
     return records

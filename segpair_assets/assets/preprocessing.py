@@ -26,6 +26,7 @@ COLUMN_DOCS = {
     "length": "length of esm2_ready_seq",
     "seq_hash": "MD5 of esm2_ready_seq",
     "n_ambiguous": "residues set to X",
+    "length_flag": "'' for a typical length, else no_stop_codon / short / long (joined by +)",
     "prot_seq": "protein sequence as read or translated",
     "nt_seq": "coding nucleotide sequence, when the source is nucleotide",
     "accession": "sequence accession",
@@ -35,17 +36,43 @@ COLUMN_DOCS = {
     "country": "country",
     "location": "place from the strain name",
     "source": "file:line of the raw record",
+    "orf_has_stop": "nucleotide input: the reading frame ends in a stop codon (empty: protein "
+    "input)",
 }
+
+
+_CLEANING = CleaningConfig()
 
 
 class ProteinFinalConfig(dg.Config):
     nonstandard_policy: Literal["replace", "drop", "error"] = Field(
-        default="replace",
+        default=_CLEANING.nonstandard_policy,
         description="Residues outside the 20 standard amino acids: 'replace' with X (counted), "
         "'drop' the record (counted), or 'error' (stop, naming the record).",
     )
     max_ambiguous_fraction: float = Field(
-        default=0.1, ge=0, le=1, description="Drop records with a larger share of X residues."
+        default=_CLEANING.max_ambiguous_fraction,
+        ge=0,
+        le=1,
+        description="Drop records with a larger share of X residues.",
+    )
+    length_policy: Literal["drop", "keep", "error"] = Field(
+        default=_CLEANING.length_policy,
+        description="Proteins of atypical length (length_flag: no_stop_codon, short, long): "
+        "'drop' them (counted), 'keep' them flagged in length_flag (counted), or 'error'.",
+    )
+    min_length_fraction: float = Field(
+        default=_CLEANING.min_length_fraction,
+        gt=0,
+        le=1,
+        description="A primary protein under this x its registry expected length is 'short' "
+        "(a partial record).",
+    )
+    max_length_fraction: float = Field(
+        default=_CLEANING.max_length_fraction,
+        ge=1,
+        description="A protein over this x its expected length is 'long' (concatenated "
+        "records or a wrong annotation).",
     )
     min_orf_fraction: float = Field(
         default=0.5,
@@ -53,6 +80,16 @@ class ProteinFinalConfig(dg.Config):
         le=1,
         description="Nucleotide input: reject an ORF shorter than this x the protein's "
         "expected length (partial or misannotated record).",
+    )
+
+
+def cleaning_config(config: ProteinFinalConfig) -> CleaningConfig:
+    return CleaningConfig(
+        config.nonstandard_policy,
+        config.max_ambiguous_fraction,
+        config.length_policy,
+        config.min_length_fraction,
+        config.max_length_fraction,
     )
 
 
@@ -121,7 +158,7 @@ def protein_final(
     df, report = build_protein_final(
         result.records,
         virus,
-        CleaningConfig(config.nonstandard_policy, config.max_ambiguous_fraction),
+        cleaning_config(config),
     )
     report.issues.merge(result.issues)
     for line in report.issues.summary_lines():
@@ -135,6 +172,12 @@ def protein_final(
 
     origin = SIMULATED_LABEL if manifest.origin == "simulated" else "real"
     metadata = protein_final_metadata(df, report, result, manifest, reason, origin)
+    # The policies that decided what was dropped, beside the counts in issue_counts.
+    metadata["cleaning_policies"] = dg.MetadataValue.json(
+        {**config.model_dump(), "unmatched_accessions": manifest.fasta.unmatched_accessions}
+        if manifest.format == "fasta"
+        else config.model_dump()
+    )
     if report.issues.counts:
         metadata["issue_examples"] = dg.MetadataValue.md(
             "\n".join(f"- {line}" for line in report.issues.summary_lines())

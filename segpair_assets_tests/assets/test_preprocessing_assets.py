@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+import hashlib
 import shutil
 
 import dagster as dg
@@ -63,6 +65,7 @@ def test_real_format_samples(dagster_instance, data_root, fixture, reader, rows)
     md = _metadata(result)
     assert (md["reader"], md["dagster/row_count"], md["data_origin"]) == (reader, rows, "real")
     assert "detected" in md["reader_reason"]
+    assert md["cleaning_policies"]["length_policy"] == "drop"
     assert result.get_asset_check_evaluations()[0].passed
 
 
@@ -79,20 +82,63 @@ def test_config_policy_error_fails_the_run_naming_the_record(dagster_instance, d
     assert "p.csv:3 (brc_fea_id=p2)" in str(failure)
 
 
-def test_failed_run_keeps_the_stored_table(dagster_instance, data_root):
+def _md5s(folder) -> dict[str, str]:
+    return {
+        str(p.relative_to(folder)): hashlib.md5(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def _duplicate_id(folder):
+    with open(folder / "proteins.csv", "a") as fh:
+        fh.write("p001,iso9,4,HA,MKT,H3N2,Human,2013,USA\n")
+
+
+def _truncated_gzip(folder):
+    data = gzip.compress((folder / "proteins.csv").read_bytes())
+    (folder / "proteins.csv").unlink()
+    (folder / "proteins.csv.gz").write_bytes(data[: len(data) // 2])
+
+
+def _bad_manifest(folder):
+    (folder / "manifest.toml").write_text('format = "fastq"\n')
+
+
+def _unmatched_accession(folder):
+    (folder / "s.fasta").write_text(">AB1 A/x/1/2015 segment 4 (HA)\n" + "M" * 566 + "\n")
+    (folder / "genomes.tsv").write_text("accession\tgenome_id\nXX9\tg1\n")
+    (folder / "manifest.toml").write_text(
+        'format = "fasta"\n[fasta]\nfiles = ["s.fasta"]\nmetadata_table = "genomes.tsv"\n'
+    )
+
+
+def _truncated_protein(folder):
+    with open(folder / "proteins.csv", "a") as fh:  # a 40,000-residue HA, under 'error'
+        fh.write("p009,iso9,4,HA," + "M" * 40_000 + ",H3N2,Human,2013,USA\n")
+
+
+@pytest.mark.parametrize(
+    "spoil, named",
+    [(_duplicate_id, "p001"), (_truncated_gzip, "proteins.csv.gz"),
+     (_bad_manifest, "fastq"), (_unmatched_accession, "AB1"), (_truncated_protein, "p009")],
+)  # fmt: skip
+def test_bad_input_fails_the_run_and_changes_no_stored_byte(
+    dagster_instance, data_root, spoil, named
+):
     folder = data_root / "raw" / "flu_a" / "v1"
     shutil.copytree(FIXTURES / "table", folder)
     assert _materialize(dagster_instance, data_root, "flu_a", "v1").success
-    stored = data_root / "processed" / "flu_a" / "v1" / "protein_final.parquet"
-    before = stored.read_bytes()
+    processed = data_root / "processed" / "flu_a" / "v1"
+    before = _md5s(processed)
 
-    with open(folder / "proteins.csv", "a") as fh:  # a duplicate id: the run must fail
-        fh.write("p001,iso9,4,HA,MKT,H3N2,Human,2013,USA\n")
-    result = _materialize(dagster_instance, data_root, "flu_a", "v1")
+    spoil(folder)
+    error = {"ops": {"protein_final": {"config": {"length_policy": "error"}}}}
+    result = _materialize(dagster_instance, data_root, "flu_a", "v1", error)
     assert not result.success
-    assert "p001" in str(result.get_step_failure_events()[0].event_specific_data.error)
-    assert stored.read_bytes() == before
-    assert not list(stored.parent.glob("*.partial"))
+    assert named in str(result.get_step_failure_events()[0].event_specific_data.error)
+    assert _md5s(processed) == before
+    assert not list(processed.glob("*.partial"))
 
 
 def test_check_fails_on_a_planted_invalid_table(dagster_instance, data_root):

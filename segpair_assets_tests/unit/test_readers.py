@@ -178,9 +178,8 @@ def test_bvbrc_api_column_names(flu, tmp_path):
 def test_bvbrc_feature_missing_from_protein_fasta_is_named(flu, fixture_copy):
     d = fixture_copy("bvbrc")
     faa = d / "BVBRC_protein.faa"
-    lines = faa.read_text().splitlines()
-    keep = [ln for i, ln in enumerate(lines) if i not in (6, 7)]  # drop peg.4's record
-    faa.write_text("\n".join(keep) + "\n")
+    records = faa.read_text().split(">")[1:]
+    faa.write_text("".join(">" + r for r in records if not r.startswith("fig|11320.22345.peg.4|")))
     with pytest.raises(InputDataError, match=r"fig\|11320\.22345\.peg\.4"):
         read_bvbrc([d / "BVBRC_genome_feature.csv"], flu, [faa])
 
@@ -438,3 +437,48 @@ def test_corrupt_gzip_table_names_the_file(flu, tmp_path, kind):
     with pytest.raises(InputDataError) as err:
         read_tables([path], flu)
     assert str(path) in str(err.value) and "gzip -t" in str(err.value)
+
+
+def test_record_cut_inside_the_gene_is_marked(toy, tmp_path):
+    whole = "CCTTGA" + _cds("MKLSEVRAQW") + "GGCC"
+    cut = "CCTTGA" + _cds("MKLSEVRAQW")[:24]  # 8 codons, no stop: a truncated record
+    fasta = tmp_path / "s.fasta"
+    fasta.write_text(
+        f">AB1 toy isolate X1 segment 1\n{whole}\n>AB2 toy isolate X2 segment 1\n{cut}\n"
+    )
+    res = read_fasta([fasta], toy)
+    got = dict(zip(res.records["accession"], res.records["orf_has_stop"], strict=True))
+    assert got == {"AB1": True, "AB2": False}
+
+
+def _two_segment_genome(tmp_path: Path) -> tuple[Path, Path]:
+    """One genome (g1) as two records; the metadata table lists only the first."""
+    fasta = tmp_path / "g.fasta"
+    fasta.write_text(
+        ">AB100001.1 toy strain S1 segment 1\n" + _cds("MKLSEVRAQW") + "\n"
+        ">AB100002.1 toy strain S1b segment 1\n" + _cds("MKLSEVRAQF") + "\n"
+    )
+    meta = tmp_path / "genomes.tsv"
+    meta.write_text("accession\tgenome_id\nAB100001.1\tg1\n")
+    return fasta, meta
+
+
+def test_accessions_missing_from_the_metadata_table_stop_the_run(toy, tmp_path):
+    fasta, meta = _two_segment_genome(tmp_path)
+    with pytest.raises(InputDataError) as err:
+        read_fasta([fasta], toy, meta)
+    msg = str(err.value)
+    assert str(meta) in msg and "1 of 2 FASTA records" in msg and "AB100002.1" in msg
+    assert 'unmatched_accessions = "use_header"' in msg
+
+
+def test_header_fallback_is_explicit_and_counted(toy, tmp_path):
+    fasta, meta = _two_segment_genome(tmp_path)
+    (tmp_path / "manifest.toml").write_text(
+        'format = "fasta"\n[fasta]\nfiles = ["g.fasta"]\nmetadata_table = "genomes.tsv"\n'
+        'unmatched_accessions = "use_header"\n'
+    )
+    res, _, _ = read_data_version(tmp_path, toy)
+    assert sorted(res.records["assembly_id"]) == ["S1b", "g1"]
+    assert res.issues.counts["metadata_from_header"] == 1
+    assert "AB100002.1" in res.issues.examples["metadata_from_header"][0]

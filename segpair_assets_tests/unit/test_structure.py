@@ -59,6 +59,8 @@ def _defaults(cls) -> dict:
     [
         ("segpair_assets.assets.pairs:SegmentPairsConfig",
          "segpair.pairs.segment_pairs:PairConfig", set()),
+        ("segpair_assets.assets.preprocessing:ProteinFinalConfig",
+         "segpair.cleaning:CleaningConfig", {"min_orf_fraction"}),
         ("segpair_assets.assets.training:PairClassifierConfig",
          "segpair.training.train:TrainConfig",
          {"schema_pairs", "memory_budget_gb", "baseline_max_train_pairs"}),
