@@ -1,7 +1,9 @@
 """Where segpair's files live: one data root with raw/, processed/, embeddings/, models/.
 
 Every path under the data root is built here (and, for the cache files, by
-`segpair.embeddings.cache.CachePaths`), so no asset joins path pieces itself.
+`segpair.embeddings.cache.CachePaths`), so no asset joins path pieces itself. Each method
+refuses a data version that is not a plain name: a partition key or a launchpad
+`model_data_version` like `../x` or `/abs` would otherwise lead outside the data root.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from segpair.data_versions import check_data_version_name
 from segpair.embeddings.cache import CachePaths
 from segpair.embeddings.pipeline import previous_caches
 
@@ -24,19 +27,20 @@ class SegpairStorage(dg.ConfigurableResource):
         return Path(self.data_root).expanduser().resolve()
 
     def raw_dir(self, virus: str, data_version: str) -> Path:
-        return self.root / "raw" / virus / data_version
+        return self.root / "raw" / virus / check_data_version_name(data_version)
 
     def processed_dir(self, virus: str, data_version: str) -> Path:
-        return self.root / "processed" / virus / data_version
+        return self.root / "processed" / virus / check_data_version_name(data_version)
 
     def cache_paths(self, virus: str, data_version: str, embedder: str) -> CachePaths:
         """The master cache of one embedder in one partition."""
+        check_data_version_name(data_version)
         return CachePaths.for_partition(self.root, virus, data_version, embedder)
 
     def earlier_caches(self, virus: str, data_version: str, embedder: str) -> list[CachePaths]:
         """The embedder's caches in the virus's other data versions, newest first."""
-        return previous_caches(self.root, virus, data_version, embedder)
+        return previous_caches(self.root, virus, check_data_version_name(data_version), embedder)
 
     def model_dir(self, virus: str, data_version: str, embedder: str) -> Path:
         """Checkpoint, metrics, plots and diagnostics of one embedder in one partition."""
-        return self.root / "models" / virus / data_version / embedder
+        return self.root / "models" / virus / check_data_version_name(data_version) / embedder

@@ -12,10 +12,28 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from segpair.errors import InputDataError
 from segpair.readers import MANIFEST_NAME
 
-# A data version becomes a Dagster partition key: keep it to safe characters.
-VALID_VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+# A data version becomes a Dagster partition key and a folder name under raw/, processed/,
+# embeddings/ and models/: keep it to safe characters (no '/', no '..', no leading '.').
+VALID_VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
+VERSION_RULE = (
+    "data version names are letters, digits, '_', '.', '-' (starting with a letter or digit)"
+)
+
+
+def check_data_version_name(name: str) -> str:
+    """`name` if it is a plain data version name, else InputDataError: a path in its place
+    would read and write outside the data root (an absolute one: into the input folder)."""
+    if not isinstance(name, str) or not VALID_VERSION.fullmatch(name):
+        raise InputDataError(
+            f"data version {name!r}",
+            f"not a plain name: {VERSION_RULE}",
+            "use the name of a folder under raw/{virus}/ (e.g. brc_2025), not a path; copy "
+            "or move the data there first",
+        )
+    return name
 
 
 @dataclass(frozen=True)
@@ -52,11 +70,8 @@ def scan_raw_root(raw_root: Path, viruses: list[str]) -> tuple[list[DataVersionF
         for folder in sorted(p for p in vdir.iterdir() if p.is_dir()):
             if folder.name.startswith("."):
                 continue  # hidden: a copy in progress by convention
-            if not VALID_VERSION.match(folder.name):
-                skipped.append(
-                    f"{folder}: data version names are letters, digits, '_', '.', '-' "
-                    "(rename the folder)"
-                )
+            if not VALID_VERSION.fullmatch(folder.name):
+                skipped.append(f"{folder}: {VERSION_RULE} (rename the folder)")
                 continue
             listing, newest = _listing(folder)
             if not listing:

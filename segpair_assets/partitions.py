@@ -6,6 +6,7 @@ import warnings
 
 import dagster as dg
 
+from segpair.data_versions import check_data_version_name
 from segpair_assets.settings import current_settings
 
 DATA_VERSION_PARTITIONS_NAME = "data_version"
@@ -19,6 +20,7 @@ virus_data_version_partitions = dg.MultiPartitionsDefinition(
 
 
 def partition_key(virus: str, data_version: str) -> dg.MultiPartitionKey:
+    check_data_version_name(data_version)
     return dg.MultiPartitionKey({"virus": virus, "data_version": data_version})
 
 
@@ -34,13 +36,16 @@ def partition_tags(virus: str, data_version: str) -> dict[str, str]:
 def virus_and_version(
     context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext,
 ) -> tuple[str, str]:
+    """The run's (virus, data version). Assets ask this before they build a path, so a
+    data version added in the UI or through the API that is not a plain name fails the
+    run here, before anything is written (Dagster accepts any dynamic partition key)."""
     key = context.partition_key
     if isinstance(key, str) and "|" in key:  # launched with the plain partition tag only
         key = virus_data_version_partitions.get_partition_key_from_str(key)
     if not isinstance(key, dg.MultiPartitionKey):
         raise ValueError(f"expected a virus x data_version partition, got {key!r}")
     dims = key.keys_by_dimension
-    return dims["virus"], dims["data_version"]
+    return dims["virus"], check_data_version_name(dims["data_version"])
 
 
 def partitioned_asset_check(**kwargs):
