@@ -10,7 +10,11 @@ pairs the segments of genomes it has never seen. `evaluate_model`:
 2. scores them with the model and with the baselines refitted on the model's own
    training pairs (the neighbour model's evidence bank holds them);
 3. reports every scorer side by side, overall and per stratum, with the number of
-   pairs whose sequences were, or were not, seen in training (identical vectors).
+   pairs whose sequences were, or were not, seen in training (identical vectors), and
+   of pairs left out because a protein has no embedding.
+
+`evaluate_proteins` runs the three steps on proteins read for a checkpoint (`segpair
+evaluate`), refusing, with the reason, proteins that hold no pair it could evaluate.
 
 Baseline thresholds come from the training pairs (in-sample), so compare scorers by
 AUC, which needs no threshold.
@@ -27,6 +31,7 @@ from segpair.errors import InputDataError
 from segpair.pairs.cooccurrence import build_cooccurrence
 from segpair.pairs.segment_pairs import PairConfig, build_segment_pairs
 from segpair.registry import VirusSpec
+from segpair.scoring import PairScorer, pairing_problem
 from segpair.training.baselines import FittedBaseline, fit_baselines
 from segpair.training.data import PairSet
 from segpair.training.evaluate import MODEL, stratified_metrics, verdict
@@ -102,6 +107,7 @@ def evaluate_model(
 ) -> EvaluationReport:
     """Score labelled `pairs` (brc_a, brc_b, label, ...) with the model and its baselines."""
     keep = pairs["brc_a"].isin(row_of.keys()) & pairs["brc_b"].isin(row_of.keys())
+    n_without = int((~keep).sum())  # counted, so the user sees what was not evaluated
     pairs = pairs[keep].reset_index(drop=True)
     if pairs.empty or pairs["label"].nunique() < 2:
         raise InputDataError(
@@ -128,8 +134,31 @@ def evaluate_model(
               "negatives": int(len(y) - y.sum()),
               "both_sequences_seen": int((seen == 2).sum()),
               "one_sequence_seen": int((seen == 1).sum()),
-              "no_sequence_seen": int((seen == 0).sum())}  # fmt: skip
+              "no_sequence_seen": int((seen == 0).sum()),
+              "pairs_without_embeddings": n_without}  # fmt: skip
     return EvaluationReport(
         pairs, metrics, stratified_metrics(pairs, scores[MODEL], thresholds[MODEL]),
         verdict(pairs, scores, thresholds) if len(scores) > 1 else {}, counts,
     )  # fmt: skip
+
+
+def evaluate_proteins(
+    scorer: PairScorer,
+    proteins: pd.DataFrame,
+    virus: VirusSpec,
+    hard_negative_share: float = 0.5,
+    seed: int = 42,
+    where: str = "proteins",
+) -> EvaluationReport:
+    """Labelled pairs of `proteins` (the model's virus) embedded by the scorer's embedder and
+    evaluated; proteins holding no pair of the model's schema, or none the embedder can
+    embed, are an InputDataError saying why (`where` names their source)."""
+    problem = pairing_problem(proteins, scorer.schema_pairs, where)
+    if problem is not None:
+        raise problem
+    pairs = labelled_pairs(proteins, virus, scorer.schema_pairs, hard_negative_share, seed)
+    used = proteins[proteins["brc_fea_id"].isin(set(pairs["brc_a"]) | set(pairs["brc_b"]))]
+    vectors, row_of, failed = scorer.embed(used)
+    if not row_of:
+        raise scorer.unembeddable(len(pairs), used, failed, where)
+    return evaluate_model(scorer.model, scorer.meta, pairs, vectors, row_of)

@@ -10,11 +10,18 @@ Pairs are oriented as in training: function a is the first of the model's schema
 (or, for pairs outside it, the earlier protein in the registry's order). Pairs whose
 functions the model never saw are scored but marked `in_training_schema = False`: the
 model has no evidence about them.
+
+No silent wrong results: a model scores only proteins of the virus it was trained on
+(`PairScorer.virus_name`, `read_model_proteins` name the virus the input holds instead);
+no pair to score, or none that could be scored (e.g. a nucleotide k-mer model given
+protein sequences), is an InputDataError saying why; pairs of which only some could be
+scored keep a status per pair and are counted by `not_scored_summary`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,7 +77,51 @@ def read_proteins(
             "give a data-version folder or one file with one of those suffixes",
         )
     proteins, report = build_protein_final(result.records, virus)
+    report.issues.merge(result.issues)  # records the reader dropped are counted too
     return proteins, report, result.reader
+
+
+def _reads_as(path: Path, virus: VirusSpec, metadata_table: Path | None) -> int:
+    """How many proteins `path` yields when read as `virus` (0 when it cannot be read so)."""
+    try:
+        return len(read_proteins(path, virus, metadata_table)[0])
+    except InputDataError:
+        return 0
+
+
+def read_model_proteins(
+    path: Path,
+    virus: VirusSpec,
+    viruses: Iterable[VirusSpec],
+    metadata_table: Path | None = None,
+) -> tuple[pd.DataFrame, CleaningReport, str]:
+    """`read_proteins` for a model trained on `virus`. Input that cannot be read as that virus,
+    or yields none of its proteins, is refused; when another of `viruses` reads it, the
+    error names that virus (a model never scores proteins of a virus it was not trained on)."""
+    try:
+        proteins, report, reader = read_proteins(path, virus, metadata_table)
+        if len(proteins):
+            return proteins, report, reader
+        failure = None
+    except InputDataError as err:
+        failure = err
+    for other in viruses:
+        n = _reads_as(path, other, metadata_table) if other.name != virus.name else 0
+        if n:
+            raise InputDataError(
+                str(path),
+                f"holds {other.name} proteins ({n} read as {other.display_name}), but the model "
+                f"was trained on {virus.name}: it knows nothing about {other.name} proteins",
+                f"score them with a model trained on {other.name} (the model.pt of a "
+                f"pair_classifier_* asset of a {other.name} partition)",
+            )
+    if failure is not None:
+        raise failure
+    dropped = "; ".join(report.issues.summary_lines()) or "no records"
+    raise InputDataError(
+        str(path), f"holds no protein of {virus.name}, the model's virus ({dropped})",
+        f"give proteins of {virus.name}, or score with a model trained on their virus",
+    )  # fmt: skip
 
 
 # ------------------------------------------------------------------ pairs
@@ -138,6 +189,54 @@ def isolate_pairs(
     return pairs
 
 
+WITHIN_ISOLATE_FIX = (
+    "pairs are scored within an isolate: give the proteins of one isolate the same isolate id "
+    "(a table's assembly_id column; for FASTA the strain in the header or a --metadata table), "
+    "or list the pairs to score (segpair score --pairs)"
+)
+
+
+def pairing_problem(
+    proteins: pd.DataFrame, schema_pairs: list[list[str]] | None, where: str = "proteins"
+) -> InputDataError | None:
+    """Why `proteins` hold no within-isolate pair of the model's schema pairs (None when they
+    hold one); `schema_pairs` None means every pair of two segments."""
+    if proteins.empty:
+        return InputDataError(where, "no proteins", "give proteins of the model's virus")
+    isolates = proteins.groupby(proteins["assembly_id"].astype(str))
+    functions = set(proteins["function"].astype(str))
+    if not schema_pairs:
+        if (isolates["segment"].nunique() > 1).any():
+            return None
+        return InputDataError(
+            where, f"none of the {len(isolates)} isolates holds proteins of two segments",
+            WITHIN_ISOLATE_FIX,
+        )  # fmt: skip
+    label = ", ".join(f"{a}-{b}" for a, b in schema_pairs)
+    present = [(a, b) for a, b in schema_pairs if {a, b} <= functions]
+    if not present:
+        missing = sorted({f for pair in schema_pairs for f in pair} - functions)
+        return InputDataError(
+            where,
+            f"the model was trained on {label} pairs, but the input has no "
+            f"{' and no '.join(missing)} protein (its functions: {sorted(functions)})",
+            "give proteins of both functions of a pair the model was trained on (segpair score "
+            "--all-function-pairs also scores other function pairs, about which the model has "
+            "no evidence)",
+        )
+    held = isolates["function"].apply(lambda f: set(f.astype(str)))
+    if any(held.map(lambda f, a=a, b=b: {a, b} <= f).any() for a, b in present):
+        return None
+    counts = {f: int(held.map(lambda h, f=f: f in h).sum()) for pair in present for f in pair}
+    return InputDataError(
+        where,
+        "no isolate holds proteins of both "
+        + " or of both ".join(f"{a} and {b}" for a, b in present)
+        + f" (isolates with each: {counts})",
+        WITHIN_ISOLATE_FIX,
+    )
+
+
 PAIR_ID_COLUMNS = [("brc_a", "brc_b"), ("id_a", "id_b"), ("protein_a", "protein_b")]
 
 
@@ -189,6 +288,7 @@ class PairScorer:
     model: PairClassifier
     meta: dict
     embedder: Embedder | None  # None when the vectors come from a master cache
+    path: Path | None = None  # the checkpoint file
 
     @classmethod
     def from_checkpoint(
@@ -206,7 +306,25 @@ class PairScorer:
         embedder = embedder_from_description(meta["embedder"], description, model, device)
         signature = signature_of(embedder.describe())
         clf, meta = load_checkpoint(path, signature, embedder.dim, blob=blob)
-        return cls(clf, meta, embedder)
+        return cls(clf, meta, embedder, Path(path))
+
+    def virus_name(self, requested: str | None = None) -> str:
+        """The virus to score: the one the model was trained on; asking for another is
+        refused (its proteins mean nothing to the model: it would score them anyway)."""
+        trained = self.meta.get("virus")
+        if requested and trained and requested != trained:
+            raise InputDataError(
+                str(self.path or "the model"),
+                f"the model was trained on {trained} proteins, but the virus asked for is "
+                f"{requested} (-v {requested}): it has learnt nothing about {requested} proteins",
+                f"score {requested} proteins with a model trained on {requested} (the model.pt "
+                f"of a pair_classifier_* asset of a {requested} partition), or leave out -v to "
+                f"score {trained} proteins",
+            )
+        if not (requested or trained):
+            raise InputDataError(str(self.path or "the model"), "records no virus",
+                                 "name the virus of the proteins with -v")  # fmt: skip
+        return requested or trained
 
     @property
     def threshold(self) -> float:
@@ -237,7 +355,7 @@ class PairScorer:
                 vectors[s + todo[pos]] = out.vectors[row]
                 ok[s + todo[pos]] = True
             reasons.update({s + todo[pos]: why for pos, why in out.failed.items()})
-            reasons.update({s + i: "no sequence for this embedder's input" for i, x in
+            reasons.update({s + i: f"no {self.embedder.input_kind} sequence" for i, x in
                             enumerate(block) if not x})  # fmt: skip
             if progress:
                 progress(min(s + chunk, len(unique)), len(unique))
@@ -283,16 +401,66 @@ class PairScorer:
         wanted_where: str = "pair list",
         only_training_schema: bool = True,
         progress: Progress | None = None,
+        where: str = "proteins",
     ) -> pd.DataFrame:
-        """Score the listed pairs, or else every cross-segment pair inside each isolate."""
+        """Score the listed pairs, or else every cross-segment pair inside each isolate.
+        No pair to score, or none that could be scored, is an InputDataError saying why
+        (`where` names the proteins' source); pairs of which only some could be scored are
+        returned with their status (`not_scored_summary` counts them)."""
         if wanted is not None:
             pairs = requested_pairs(proteins, wanted, virus, self.schema_pairs, wanted_where)
+            if pairs.empty:
+                raise InputDataError(wanted_where, "lists no pairs",
+                                     "list one pair a row, in columns brc_a and brc_b")  # fmt: skip
         else:
+            schema = self.schema_pairs if only_training_schema else None
+            problem = pairing_problem(proteins, schema, where)
+            if problem is not None:
+                raise problem
             pairs = isolate_pairs(proteins, virus, self.schema_pairs, only_training_schema)
         used = set(pairs["brc_a"]) | set(pairs["brc_b"])
         subset = proteins[proteins["brc_fea_id"].astype(str).isin(used)]
         vectors, row_of, failed = self.embed(subset, progress=progress)
+        if not row_of:
+            raise self.unembeddable(len(pairs), subset, failed, where)
         return self.score(pairs, vectors, row_of, failed)
+
+    def unembeddable(
+        self, n_pairs: int, proteins: pd.DataFrame, failed: dict[str, str], where: str
+    ) -> InputDataError:
+        """The error for pairs none of whose proteins the model's embedder could embed."""
+        name, kind = self.embedder.name, self.embedder.input_kind
+        head = f"0 of {n_pairs} pairs could be scored"
+        if kind == "nucleotide" and not input_sequences(proteins, kind).str.len().any():
+            return InputDataError(
+                where,
+                f"{head}: a {name} model embeds nucleotide sequences (the coding DNA), but "
+                "the input has protein sequences only",
+                "give the segments' nucleotide sequences (a nucleotide FASTA, or a table with "
+                "an nt_seq column), or score with a model trained on a protein embedder "
+                "(kmer_aa3, esm2)",
+            )
+        reasons = "; ".join(f"{n} {why}" for why, n in Counter(failed.values()).most_common())
+        return InputDataError(
+            where, f"{head}: {name} could embed none of their proteins ({reasons})",
+            f"give {kind} sequences that {name} can embed",
+        )  # fmt: skip
+
+
+def not_scored_summary(scores: pd.DataFrame) -> str | None:
+    """'k of n pairs not scored: <count> <reason>; ...' for pairs that could not be scored
+    (a protein without a vector), or None when every pair was scored."""
+    unscored = scores[scores["status"] != "scored"]
+    if unscored.empty:
+        return None
+    reasons = Counter(
+        status.removeprefix(f"not scored: {a} ").removeprefix(f"not scored: {b} ")
+        for status, a, b in zip(unscored["status"], unscored["brc_a"], unscored["brc_b"],
+                                strict=True)
+    )  # fmt: skip
+    listed = "; ".join(f"{n} {why}" for why, n in reasons.most_common())
+    return (f"{len(unscored)} of {len(scores)} pairs not scored: {listed} (their status "
+            "column names the protein)")  # fmt: skip
 
 
 def mark_seen_pairs(scores: pd.DataFrame, segment_pairs: pd.DataFrame) -> pd.DataFrame:

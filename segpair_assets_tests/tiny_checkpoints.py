@@ -47,6 +47,6 @@ def protein_fasta(proteins, path: Path) -> Path:
     """The proteins as a protein FASTA whose headers name protein, strain and segment."""
     with path.open("w") as fh:
         for r in proteins.itertuples():
-            fh.write(f">{r.brc_fea_id} {r.function} strain:{r.assembly_id} "
+            fh.write(f">{r.brc_fea_id} {r.function} protein strain:{r.assembly_id} "
                      f"[segment {r.segment}]\n{r.prot_seq}\n")  # fmt: skip
     return path
