@@ -31,48 +31,78 @@ def _materialize(
 ) -> int:
     import dagster as dg
 
-    from segpair_assets.definitions import defs
-    from segpair_assets.partitions import (
-        DATA_VERSION_PARTITIONS_NAME,
-        partition_key,
-        partition_tags,
-    )
+    from segpair.data_versions import check_data_version_name
+    from segpair.errors import InputDataError
 
+    try:  # before anything is written or registered: a path here reads and writes elsewhere
+        versions = sorted({check_data_version_name(v) for _, v in pairs})
+    except InputDataError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     if not Settings.from_environment().dagster_home:
         print("DAGSTER_HOME is not set: set it to a folder so runs are kept (make demo does).")
         return 2
     instance = dg.DagsterInstance.get()
-    versions = sorted({v for _, v in pairs})
+    _register_versions(instance, versions)
+    selection = [dg.AssetKey(a) for a in assets] if assets else None
+    failed = 0
+    for virus, version in pairs:
+        print(f"materializing {virus} x {version} ...", flush=True)
+        result = _run_partition(instance, job_name, virus, version, selection)
+        failed += not _report(result, virus, version)
+    return 1 if failed else 0
+
+
+def _register_versions(instance, versions: list[str]) -> None:
+    from segpair_assets.partitions import DATA_VERSION_PARTITIONS_NAME
+
     known = set(instance.get_dynamic_partitions(DATA_VERSION_PARTITIONS_NAME))
     new = [v for v in versions if v not in known]
     if new:
         instance.add_dynamic_partitions(DATA_VERSION_PARTITIONS_NAME, new)
-    job = defs.resolve_job_def(job_name)
-    selection = [dg.AssetKey(a) for a in assets] if assets else None
-    on_workers = job.executor_def.name != dg.multiprocess_executor.name
-    failed = 0
-    for virus, version in pairs:
-        print(f"materializing {virus} x {version} ...", flush=True)
-        if on_workers:  # the configured engine (SEGPAIR_EXECUTOR=celery) runs the steps
-            result = dg.execute_job(
-                dg.build_reconstructable_job(
-                    "segpair_assets.definitions", "job_named", reconstructable_args=(job_name,)
-                ),
-                instance=instance,
-                tags=partition_tags(virus, version),
-                asset_selection=selection,
-            )
-        else:  # one process: the quickest way on one machine
-            result = job.execute_in_process(
-                instance=instance,
-                partition_key=partition_key(virus, version),
-                raise_on_error=False,
-                asset_selection=selection,
-            )
-        status = "ok" if result.success else "FAILED"
-        print(f"{virus} x {version}: {status} (run {result.run_id})", flush=True)
-        failed += not result.success
-    return 1 if failed else 0
+
+
+def _run_partition(instance, job_name: str, virus: str, version: str, selection):
+    """One run of the job on virus x version, printing one line per step event (the run's
+    log keeps the stack traces)."""
+    import dagster as dg
+
+    from segpair_assets.partitions import partition_key, partition_tags
+    from segpair_assets.run_console import CONSOLE_RUN_CONFIG, console_job
+
+    job = console_job(job_name)
+    if job.executor_def.name != dg.multiprocess_executor.name:
+        # the configured engine (SEGPAIR_EXECUTOR=celery) runs the steps
+        return dg.execute_job(
+            dg.build_reconstructable_job(
+                "segpair_assets.run_console", "console_job", reconstructable_args=(job_name,)
+            ),
+            instance=instance,
+            run_config=CONSOLE_RUN_CONFIG,
+            tags=partition_tags(virus, version),
+            asset_selection=selection,
+        )
+    return job.execute_in_process(  # one process: the quickest way on one machine
+        run_config=CONSOLE_RUN_CONFIG,
+        instance=instance,
+        partition_key=partition_key(virus, version),
+        raise_on_error=False,
+        asset_selection=selection,
+    )
+
+
+def _report(result, virus: str, version: str) -> bool:
+    """Print the outcome; a failure ends with each failed step's error itself."""
+    from segpair_assets.run_console import failure_lines
+
+    if result.success:
+        print(f"{virus} x {version}: ok (run {result.run_id})", flush=True)
+        return True
+    print(f"{virus} x {version}: FAILED (run {result.run_id}); the full trace is in the "
+          "run's log (Dagster UI, Runs)", flush=True)  # fmt: skip
+    for line in failure_lines(result):
+        print(line, flush=True)
+    return False
 
 
 def _score(args, registry) -> int:
