@@ -152,3 +152,14 @@ def test_an_empty_pair_list_is_refused(files, tmp_path, capsys):
     assert rc == 2 and errors == [f"error: {listed}: lists no pairs. Fix: list one pair a row, "
                                   "in columns brc_a and brc_b"], errors  # fmt: skip
     assert not out.exists()
+
+
+def test_evaluation_counts_the_pairs_it_could_not_embed(files, tmp_path, capsys):
+    proteins = files["flu_a_proteins"].copy()
+    ha = proteins.index[proteins["function"] == "HA"]
+    proteins.loc[ha[:3], "nt_seq"] = None
+    table = _table(proteins, tmp_path / "some_nt.tsv")
+    rc, printed, errors, _out = _run("evaluate", files["nt6"], table, tmp_path, capsys)
+    assert rc == 0 and not errors
+    left_out = int(printed.split("'pairs_without_embeddings': ")[1].split("}")[0])
+    assert left_out >= 3, printed
