@@ -297,7 +297,13 @@ def _simulate(args, registry) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    registry = Settings.from_environment().registry()
+    from segpair.errors import InputDataError
+
+    try:
+        registry = Settings.from_environment().registry()
+    except InputDataError as err:  # a malformed registry: its one line, not a traceback
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     parser = argparse.ArgumentParser(prog="segpair", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     _add_pipeline_commands(sub, registry)

@@ -100,3 +100,12 @@ def test_simulate_refuses_a_virus_without_simulation(tmp_path, monkeypatch, caps
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "rota" in err and "[rota.simulation]" in err, err
     assert not out.exists()
+
+
+def test_a_malformed_registry_is_one_line_from_the_cli(tmp_path, monkeypatch, capsys):
+    bad = tmp_path / "viruses.toml"
+    bad.write_text('[rota]\ndisplay_name = "Rotavirus A"\nsegmnts = []\n')
+    monkeypatch.setenv("SEGPAIR_VIRUS_REGISTRY", str(bad))
+    assert cli.main(["demo"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(bad) in err and "segmnts" in err, err
