@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 export DAGSTER_HOME := $(CURDIR)/.dagster_home
 export SEGPAIR_DATA_ROOT := $(CURDIR)/data
 
-.PHONY: demo test test-fast system-packages ui mlflow-ui lint format
+.PHONY: demo test test-fast system-packages ui mlflow-ui lint format dagster-home
 
 # torch==2.13.0 first: it is the CPU build, and installing it before the project keeps
 # pip from resolving `torch>=2.5` to the registry's CUDA build (several GB).
@@ -15,11 +15,20 @@ $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e '.[dev]'
-	mkdir -p $(DAGSTER_HOME)
-	test -f $(DAGSTER_HOME)/dagster.yaml || cp instance/dagster.yaml $(DAGSTER_HOME)/dagster.yaml
 	touch $@
 
-demo: $(BIN)/.installed
+# The Dagster instance settings: installed when absent. A copy made before a setting was
+# added keeps working without it, so each run says which it lacks (dead runs are marked
+# failed, one run per partition): merge them from instance/dagster.yaml, or delete the copy.
+INSTANCE_SETTINGS := run_monitoring SegpairRunLauncher dagster/partition
+dagster-home:
+	@mkdir -p $(DAGSTER_HOME)
+	@test -f $(DAGSTER_HOME)/dagster.yaml || cp instance/dagster.yaml $(DAGSTER_HOME)/dagster.yaml
+	@for s in $(INSTANCE_SETTINGS); do grep -q "$$s" $(DAGSTER_HOME)/dagster.yaml || echo \
+		"warning: $(DAGSTER_HOME)/dagster.yaml lacks the $$s setting of instance/dagster.yaml:" \
+		"merge it in, or delete the file and run make again"; done
+
+demo: $(BIN)/.installed dagster-home
 	$(BIN)/segpair demo
 
 # System programs the end-to-end tests start, from Debian (never downloaded binaries):
@@ -35,14 +44,14 @@ system-packages:
 			$(SYSTEM_PACKAGES) >/dev/null) || echo "apt-get failed: those tests will skip"; \
 	else echo "no $(SYSTEM_PACKAGES) and no root apt-get: those tests will skip"; fi
 
-test: $(BIN)/.installed system-packages
+test: $(BIN)/.installed dagster-home system-packages
 	$(BIN)/pytest
 
 # The unit tests alone (pure core logic and structure, no Dagster run, no processes).
-test-fast: $(BIN)/.installed
+test-fast: $(BIN)/.installed dagster-home
 	$(BIN)/pytest segpair_assets_tests/unit
 
-ui: $(BIN)/.installed
+ui: $(BIN)/.installed dagster-home
 	$(BIN)/dagster dev -w workspace.yaml
 
 mlflow-ui: $(BIN)/.installed

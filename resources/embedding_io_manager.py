@@ -20,7 +20,8 @@ class EmbeddingCacheIOManager(dg.ConfigurableIOManager):
     data_root: str
 
     def handle_output(self, context: dg.OutputContext, obj: PreparedCache) -> None:
-        report = obj.commit()
+        # under the cache's lock: a second run of the partition commits after this one
+        report = obj.commit(holder=f"Dagster run {context.run_id}", log=context.log.info)
         context.add_output_metadata(
             {
                 "path": dg.MetadataValue.path(str(obj.paths.h5)),

@@ -3,7 +3,9 @@
 Layout: `{base_dir}/{virus}/{data_version}/{asset}.parquet` for the virus x
 data_version partitions (other partitionings nest their key; unpartitioned assets
 sit at `{base_dir}/{asset}.parquet`). A failed run never touches the stored file:
-the new one is written beside it and renamed over it only when complete.
+the new one is written beside it and renamed over it only when complete, under the
+file's lock (`.{asset}.parquet.lock`, segpair.locks), so a second run writing the same
+partition waits for the first.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import dagster as dg
 import pandas as pd
 
 from segpair.atomic import atomic_path
+from segpair.locks import exclusive, lock_file_for
 
 
 class PartitionedParquetIOManager(dg.ConfigurableIOManager):
@@ -36,7 +39,10 @@ class PartitionedParquetIOManager(dg.ConfigurableIOManager):
 
     def handle_output(self, context: dg.OutputContext, obj: pd.DataFrame) -> None:
         path = self._path(context)
-        with atomic_path(path) as tmp:
+        # Two runs of one partition: one writer at a time, the second after the first.
+        run = f"Dagster run {context.run_id}"
+        lock = exclusive(lock_file_for(path), f"writing {path}", run, log=context.log.info)
+        with lock, atomic_path(path) as tmp:
             obj.to_parquet(tmp, index=False)
         context.add_output_metadata(
             {

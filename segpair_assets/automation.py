@@ -5,6 +5,9 @@
   its listing stayed unchanged for `stable_listing_seconds` (settings.py). It adds
   the data version partition and requests that virus's preset job for it, once: folders
   whose `protein_final` partition is materialized, or that it requested before, are left.
+  Except when the version's latest run died (kill -9, out of memory: run monitoring in
+  instance/dagster.yaml marks such a run failed): then it is requested again, up to
+  `RERUN_LIMIT` times. A run that failed in a step is not (bad input fails again).
 - `weekly_refresh_{virus}` (Mondays 03:00, off until turned on in the UI) re-runs the
   newest registered data version of the virus; the embedding caches make it cheap.
 - With eager automation on (settings.py) the weight-free assets carry
@@ -32,11 +35,43 @@ from segpair_assets.settings import Settings
 
 IN_PROGRESS = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED,
                dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]  # fmt: skip
+# A requested version whose latest run died (kill -9, OOM, a lost machine: run monitoring
+# or the code server marked it failed) is requested again, at most RERUN_LIMIT times.
+# Dagster tags a failure with its reason; these mean the run's process died, not its code.
+RERUN_LIMIT = 2
+DIED = {None, "UNEXPECTED_TERMINATION", "START_TIMEOUT", "RUN_WORKER_RESTART", "UNKNOWN"}
 
 
 def _partitions_in_progress(instance: dg.DagsterInstance) -> set[str]:
     records = instance.get_run_records(dg.RunsFilter(statuses=IN_PROGRESS), limit=1000)
     return {r.dagster_run.tags.get("dagster/partition", "") for r in records}
+
+
+def _died(instance: dg.DagsterInstance, partition: str) -> dg.DagsterRun | None:
+    """The partition's latest run if its process died; None if it ran, runs, or failed in
+    a step (bad input fails the same way again: its error is in the UI)."""
+    latest = instance.get_run_records(dg.RunsFilter(tags={"dagster/partition": partition}), 1)
+    run = latest[0].dagster_run if latest else None
+    dead = run and run.status == dg.DagsterRunStatus.FAILURE
+    return run if dead and run.tags.get("dagster/failure_reason") in DIED else None
+
+
+def _reruns(context, complete, requested, reruns: dict[str, int], busy: set[str]) -> list:
+    """(folder, died run) for requested versions whose latest run died, within the limit."""
+    out = []
+    for f in complete:
+        key, pk = f.key, str(partition_key(f.virus, f.version))
+        if key not in requested or pk in busy or reruns.get(key, 0) >= RERUN_LIMIT:
+            continue
+        run = _died(context.instance, pk)
+        if run is not None:
+            reruns[key] = reruns.get(key, 0) + 1
+            why = run.tags.get("dagster/failure_reason", "killed")
+            context.log.warning(f"{key}: run {run.run_id} died ({why}: its process ended "
+                                f"without finishing); requesting it again, {reruns[key]} of "
+                                f"{RERUN_LIMIT}")  # fmt: skip
+            out.append((f, run))
+    return out
 
 
 def _new_data_versions(context, storage: SegpairStorage, viruses, state, stable_seconds):
@@ -55,18 +90,23 @@ def _new_data_versions(context, storage: SegpairStorage, viruses, state, stable_
         if f.key not in requested and str(partition_key(f.virus, f.version)) not in materialized
     ]
     # A run already working on the partition (launched from the UI or CLI, which may be the
-    # very run writing the demo folder) is left alone; the next tick looks again.
-    busy = _partitions_in_progress(context.instance) if candidates else set()
+    # very run writing the demo folder) is left alone; the next tick looks again. A run
+    # killed with kill -9 stays STARTED until run monitoring marks it failed.
+    busy = _partitions_in_progress(context.instance)
     new = [f for f in candidates if str(partition_key(f.virus, f.version)) not in busy]
-    return new, pending, requested
+    return new, pending, requested, busy, complete
 
 
-def _run_request(folder: DataVersionFolder) -> dg.RunRequest:
+def _run_request(
+    folder: DataVersionFolder, attempt: int = 0, died: dg.DagsterRun | None = None
+) -> dg.RunRequest:
+    tags = {"segpair/trigger": "new_data_version_sensor", "segpair/raw_folder": str(folder.path)}
     return dg.RunRequest(
-        run_key=f"data_version:{folder.key}",
+        # a run key is used once: each re-request after a dead run has its own
+        run_key=f"data_version:{folder.key}" + (f":rerun{attempt}" if attempt else ""),
         partition_key=partition_key(folder.virus, folder.version),
         job_name=virus_job_name(folder.virus),
-        tags={"segpair/trigger": "new_data_version_sensor", "segpair/raw_folder": str(folder.path)},
+        tags={**tags, "segpair/rerun_of": died.run_id} if died else tags,
     )
 
 
@@ -87,9 +127,11 @@ def build_new_data_version_sensor(settings: Settings, virus_jobs: list) -> dg.Se
         context: dg.SensorEvaluationContext, storage: SegpairStorage
     ) -> dg.SensorResult:
         state = json.loads(context.cursor) if context.cursor else {}
-        new, pending, requested = _new_data_versions(
+        new, pending, requested, busy, complete = _new_data_versions(
             context, storage, viruses, state, settings.stable_listing_seconds
         )
+        reruns = dict(state.get("reruns", {}))
+        again = _reruns(context, complete, requested, reruns, busy)
         known = set(context.instance.get_dynamic_partitions(data_version_partitions.name))
         to_add = sorted({f.version for f in new} - known)
         for f in new:
@@ -97,10 +139,12 @@ def build_new_data_version_sensor(settings: Settings, virus_jobs: list) -> dg.Se
                              f"{virus_job_name(f.virus)}")  # fmt: skip
         if pending:
             context.log.info(f"waiting for a stable listing: {sorted(pending)}")
-        state = {"requested": sorted(requested | {f.key for f in new}), "pending": pending}
+        state = {"requested": sorted(requested | {f.key for f in new}), "pending": pending,
+                 "reruns": reruns}  # fmt: skip
         adds = [data_version_partitions.build_add_request(to_add)] if to_add else []
         return dg.SensorResult(
-            run_requests=[_run_request(f) for f in new],
+            run_requests=[_run_request(f) for f in new]
+            + [_run_request(f, reruns[f.key], run) for f, run in again],
             dynamic_partitions_requests=adds,
             cursor=json.dumps(state),
         )

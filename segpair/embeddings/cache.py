@@ -39,6 +39,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from segpair.atomic import atomic_path, write_text_atomic
+from segpair.locks import exclusive
 
 FAILED_COLUMNS = ["brc_fea_id", "cache_key", "embedder", "signature", "reason", "last_seen"]
 
@@ -72,6 +73,11 @@ class CachePaths:
     def work_dir(self) -> Path:
         return self.folder / f".master_{self.embedder}.work"
 
+    @property
+    def lock(self) -> Path:
+        """Held while the pair is recovered, committed, or opened (segpair.locks)."""
+        return self.folder / f".master_{self.embedder}.lock"
+
     def exists(self) -> bool:
         recover(self)
         return self.h5.exists() and self.parquet.exists()
@@ -86,9 +92,16 @@ def _fsync_dir(folder: Path) -> None:
 
 
 def recover(paths: CachePaths) -> str | None:
-    """Finish a recorded commit, or clear temporaries of one that never got recorded."""
+    """Finish a recorded commit, or clear temporaries of one that never got recorded.
+    Under the cache's lock: the temporaries of a commit in progress are not stray."""
     if not paths.folder.exists():
         return None
+    what = f"recovering the {paths.embedder} cache in {paths.folder}"
+    with exclusive(paths.lock, what, best_effort=True):  # a read-only copy has nothing to do
+        return _recover_locked(paths)
+
+
+def _recover_locked(paths: CachePaths) -> str | None:
     record = paths.commit_record
     if record.exists():
         plan = json.loads(record.read_text())
@@ -112,6 +125,12 @@ class EmbeddingStore:
     """A committed cache, read as one object: O(1) id -> row, bulk gathers, metadata."""
 
     def __init__(self, paths: CachePaths):
+        # under the lock: a commit swapping the pair between the two opens would mix them
+        what = f"opening the {paths.embedder} cache in {paths.folder}"
+        with exclusive(paths.lock, what, best_effort=True):
+            self._open(paths)
+
+    def _open(self, paths: CachePaths) -> None:
         recover(paths)
         if not (paths.h5.exists() and paths.parquet.exists()):
             raise FileNotFoundError(

@@ -35,6 +35,7 @@ from segpair.embeddings.cache import (
     recover,
     update_failures,
 )
+from segpair.locks import exclusive
 
 ProgressFn = Callable[[str], None]
 
@@ -131,9 +132,15 @@ class PreparedCache:
     attrs: dict
     storage_dtype: str
 
-    def commit(self) -> CacheReport:
-        """Swap the new cache pair in atomically, record failures, clear staged chunks."""
+    def commit(self, holder: str = "", log: ProgressFn | None = None) -> CacheReport:
+        """Swap the new cache pair in atomically, record failures, clear staged chunks: under
+        the cache's lock, so a second run of the partition waits and commits after this one
+        (`holder`, e.g. the Dagster run, is named to whoever waits; `log` says it waits)."""
+        what = f"committing the {self.paths.embedder} cache in {self.paths.folder}"
+        with exclusive(self.paths.lock, what, holder=holder, log=log):
+            return self._commit()
 
+    def _commit(self) -> CacheReport:
         def blocks(size: int = 4096) -> Iterator[np.ndarray]:
             for s in range(0, len(self.row_keys), size):
                 yield np.stack([self.vectors[k] for k in self.row_keys[s : s + size]])
@@ -198,7 +205,9 @@ def find_known_vectors(
             if got:
                 report.reused_previous[prev.folder.name] = len(got)
                 found.update(got)
-    staged, staged_failed = ChunkStager(paths, signature).completed()
+    # under the lock: a commit of another run clears the staged chunks when it is done
+    with exclusive(paths.lock, f"reading the chunks staged in {paths.work_dir}"):
+        staged, staged_failed = ChunkStager(paths, signature).completed()
     resumed = {k: v for k, v in staged.items() if k in wanted and k not in found}
     failures = {k: r for k, r in staged_failed.items() if k in wanted and k not in found}
     report.resumed_from_chunks = len(resumed) + len(failures)

@@ -20,6 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from segpair.atomic import atomic_path, write_text_atomic
+from segpair.locks import exclusive, lock_file_for
 from segpair.training.checkpoint import save_checkpoint
 from segpair.training.evaluate import auc_by_schema
 from segpair.training.pipeline import TrainingOutcome
@@ -66,9 +67,17 @@ def comparison_table(outcome: TrainingOutcome) -> pd.DataFrame:
 def write_training_artifacts(
     out_dir: Path, outcome: TrainingOutcome, meta: dict, title: str, model_label: str
 ) -> TrainingArtifacts:
-    """Checkpoint (with `meta`), metrics, stratified metrics and plots into `out_dir`."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+    """Checkpoint (with `meta`), metrics, stratified metrics and plots into `out_dir`, as
+    one set: under the folder's lock, so two runs of one partition never mix their files."""
     pngs = training_plots(outcome, title, model_label)
+    with exclusive(lock_file_for(out_dir), f"writing the training artifacts in {out_dir}"):
+        return _write_artifacts(out_dir, outcome, meta, pngs)
+
+
+def _write_artifacts(
+    out_dir: Path, outcome: TrainingOutcome, meta: dict, pngs: dict[str, bytes]
+) -> TrainingArtifacts:
+    out_dir.mkdir(parents=True, exist_ok=True)
     for name, png in pngs.items():
         with atomic_path(out_dir / name) as tmp:
             tmp.write_bytes(png)

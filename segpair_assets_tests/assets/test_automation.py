@@ -152,3 +152,69 @@ def test_eager_automation_requests_downstream_after_an_upstream_materialization(
             assert after.get_num_requested(dg.AssetKey(name)) == 0, name
         # before anything was materialized, nothing was requested
         assert first.total_requested == 0
+
+
+def _tick(sensor, instance, defs, root, cursor=None):
+    return sensor(
+        dg.build_sensor_context(
+            instance=instance, cursor=cursor, definitions=defs,
+            resources={"storage": SegpairStorage(data_root=str(root))},
+        )
+    )  # fmt: skip
+
+
+def _record_run(instance, status, partition, failure_reason=None) -> dg.DagsterRun:
+    """A run of the partition's job in `status`, as the sensor sees it in the run storage."""
+    tags = {"dagster/partition": partition}
+    if failure_reason:
+        tags["dagster/failure_reason"] = failure_reason
+    run = dg.DagsterRun(job_name="segpair_bunya_job", status=status, tags=tags)
+    return instance.add_run(run)
+
+
+def test_a_version_whose_run_died_is_requested_again_a_step_failure_is_not(
+    root_with_new_version,
+):
+    """kill -9 leaves a run STARTED; run monitoring (instance/dagster.yaml) marks it failed,
+    and the next tick requests the version again. An error in a step is not retried."""
+    root = root_with_new_version
+    defs = build_definitions(str(root))
+    sensor = defs.resolve_sensor_def("new_data_version_sensor")
+    pk = str(partition_key("bunya", "sim_v2"))
+    with dg.instance_for_test() as instance:
+        first = _tick(sensor, instance, defs, root)
+        assert [r.run_key for r in first.run_requests] == ["data_version:bunya/sim_v2"]
+        # the requested run starts, and its worker is killed: it stays STARTED
+        run = _record_run(instance, dg.DagsterRunStatus.STARTED, pk)
+        busy = _tick(sensor, instance, defs, root, first.cursor)
+        assert not busy.run_requests  # in progress, as far as anyone can tell
+        # run monitoring finds the worker gone and marks the run failed, with no reason tag
+        instance.report_run_failed(run, "Detected run worker status FAILED. Marking run failed.")
+        again = _tick(sensor, instance, defs, root, busy.cursor)
+        (request,) = again.run_requests
+        assert request.run_key == "data_version:bunya/sim_v2:rerun1"
+        assert request.partition_key == partition_key("bunya", "sim_v2")
+        assert request.tags["segpair/rerun_of"] == run.run_id
+        assert not again.dynamic_partitions_requests  # the partition exists already
+        # that run fails in a step (bad input): a clear error in the UI, no re-request
+        _record_run(instance, dg.DagsterRunStatus.FAILURE, pk, "STEP_FAILURE")
+        assert not _tick(sensor, instance, defs, root, again.cursor).run_requests
+
+
+def test_a_version_whose_runs_keep_dying_is_requested_twice_more_then_left(
+    root_with_new_version,
+):
+    root = root_with_new_version
+    defs = build_definitions(str(root))
+    sensor = defs.resolve_sensor_def("new_data_version_sensor")
+    pk = str(partition_key("bunya", "sim_v2"))
+    with dg.instance_for_test() as instance:
+        cursor = _tick(sensor, instance, defs, root).cursor
+        keys = []
+        for _ in range(4):
+            _record_run(instance, dg.DagsterRunStatus.FAILURE, pk, "START_TIMEOUT")
+            result = _tick(sensor, instance, defs, root, cursor)
+            keys += [r.run_key for r in result.run_requests]
+            cursor = result.cursor
+        assert keys == ["data_version:bunya/sim_v2:rerun1", "data_version:bunya/sim_v2:rerun2"]
+        assert json.loads(cursor)["reruns"] == {"bunya/sim_v2": 2}
