@@ -7,6 +7,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from segpair.data_versions import check_data_version_name
 from segpair.embeddings.cache import CachePaths, EmbeddingStore
 from segpair.embeddings.pipeline import PreparedCache
 
@@ -39,6 +40,7 @@ class EmbeddingCacheIOManager(dg.ConfigurableIOManager):
                 "metadata: build master cache assets with segpair_assets.assets.embeddings"
             )
         dims = context.asset_partition_key.keys_by_dimension
+        check_data_version_name(dims["data_version"])  # a folder name: never a path
         return EmbeddingStore(
             CachePaths.for_partition(
                 Path(self.data_root), dims["virus"], dims["data_version"], embedder

@@ -16,6 +16,7 @@ import dagster as dg
 import pandas as pd
 
 from segpair.atomic import atomic_path
+from segpair.data_versions import check_data_version_name
 from segpair.locks import exclusive, lock_file_for
 
 
@@ -35,6 +36,10 @@ class PartitionedParquetIOManager(dg.ConfigurableIOManager):
             )
         else:
             parts = [str(key)]
+        # A partition key becomes folder names: a path-like key (added through the UI or
+        # the API) must never write outside base_dir.
+        for part in parts:
+            check_data_version_name(part)
         return base.joinpath(*parts) / f"{name}.parquet"
 
     def handle_output(self, context: dg.OutputContext, obj: pd.DataFrame) -> None:

@@ -68,3 +68,41 @@ def test_partition_keys_are_built_from_plain_names_only():
     assert partition_key("flu_a", "brc_2025").keys_by_dimension["data_version"] == "brc_2025"
     with pytest.raises(InputDataError, match="'\\.\\./x'"):
         partition_key("flu_a", "../x")
+
+
+def test_the_io_managers_refuse_a_path_like_partition(tmp_path, dagster_instance):
+    """Assets that never call the storage resource (cooccurrence_sets, segment_pairs) write
+    through the IO managers: those check the key too."""
+    import pandas as pd
+
+    from resources.embedding_io_manager import EmbeddingCacheIOManager
+    from resources.parquet_io_manager import PartitionedParquetIOManager
+    from segpair_assets.partitions import virus_data_version_partitions
+
+    key = dg.MultiPartitionKey({"virus": "flu_a", "data_version": "../../x"})
+    dagster_instance.add_dynamic_partitions(DATA_VERSION_PARTITIONS_NAME, ["../../x"])
+    parquet = PartitionedParquetIOManager(base_dir=str(tmp_path / "processed"))
+    out = dg.build_output_context(
+        asset_key=dg.AssetKey("cooccurrence_sets"),
+        partition_key=key,
+        asset_partitions_def=virus_data_version_partitions,
+        instance=dagster_instance,
+    )
+    with pytest.raises(InputDataError, match="not a plain name"):
+        parquet.handle_output(out, pd.DataFrame({"a": [1]}))
+    assert not any(tmp_path.rglob("*.parquet"))
+
+    upstream = dg.build_output_context(
+        asset_key=dg.AssetKey("master_embeddings_kmer_aa3"),
+        definition_metadata={"segpair/embedder": "kmer_aa3"},
+    )
+    cache = EmbeddingCacheIOManager(data_root=str(tmp_path))
+    inp = dg.build_input_context(
+        asset_key=dg.AssetKey("master_embeddings_kmer_aa3"),
+        partition_key=key,
+        asset_partitions_def=virus_data_version_partitions,
+        upstream_output=upstream,
+        instance=dagster_instance,
+    )
+    with pytest.raises(InputDataError, match="not a plain name"):
+        cache.load_input(inp)
