@@ -36,14 +36,16 @@ def _write_manifest(data_root, virus):
 
 
 @pytest.mark.parametrize(
-    "virus, isolates, proteins, functions",
+    "virus, isolates, proteins, functions, length_drops",
     [
-        ("flu_a", 868, 6899, {"PB2", "PB1", "PA", "HA", "NP", "NA", "M1", "NS1"}),
-        ("bunya", 276, 828, {"RdRp", "GP", "N", "NSs"}),
+        # one influenza PA record is cut inside its gene (no stop codon): dropped, counted
+        ("flu_a", 868, 6898, {"PB2", "PB1", "PA", "HA", "NP", "NA", "M1", "NS1"},
+         {"orf_without_stop": 1}),
+        ("bunya", 276, 828, {"RdRp", "GP", "N", "NSs"}, {}),
     ],
-)
+)  # fmt: skip
 def test_protein_final_on_real_data(
-    dagster_instance, data_root, virus, isolates, proteins, functions
+    dagster_instance, data_root, virus, isolates, proteins, functions, length_drops
 ):
     version = _write_manifest(data_root, virus)
     dagster_instance.add_dynamic_partitions(DATA_VERSION_PARTITIONS_NAME, [version])
@@ -58,6 +60,9 @@ def test_protein_final_on_real_data(
     assert md["data_origin"] == "real"
     assert md["isolates"] == isolates
     assert md["dagster/row_count"] == proteins
+    length_kinds = {"orf_without_stop", "shorter_than_expected", "longer_than_expected"}
+    assert {k: v for k, v in md["issue_counts"].items() if k in length_kinds} == length_drops
+    assert "metadata_from_header" not in md["issue_counts"]  # the table covers every record
     assert result.get_asset_check_evaluations()[0].passed
     df = result.output_for_node("protein_final")
     assert set(df["function"]) == functions
