@@ -52,9 +52,15 @@ test-fast: $(BIN)/.installed dagster-home
 	$(BIN)/pytest segpair_assets_tests/unit
 
 ui: $(BIN)/.installed dagster-home
+	@echo "Dagster UI: open http://127.0.0.1:3000 (MLflow runs link here: SEGPAIR_DAGSTER_UI_URL);" \
+		"a classifier's metadata links to MLflow at $${SEGPAIR_MLFLOW_UI_URL:-http://127.0.0.1:5000} (make mlflow-ui)"
 	$(BIN)/dagster dev -w workspace.yaml
 
+# Prints each experiment's runs table in the ML view (MLflow 3 opens experiments in its
+# GenAI view otherwise), then serves the UI.
 mlflow-ui: $(BIN)/.installed
+	@echo "MLflow UI: http://127.0.0.1:5000; experiments (runs in the ML view):"
+	@$(BIN)/python -m resources.mlflow_tracking sqlite:///$(SEGPAIR_DATA_ROOT)/mlflow/mlflow.db http://127.0.0.1:5000 2>/dev/null || true
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(SEGPAIR_DATA_ROOT)/mlflow/mlflow.db --host 127.0.0.1 --port 5000
 
 lint: $(BIN)/.installed

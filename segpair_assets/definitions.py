@@ -87,6 +87,8 @@ def build_resources(settings: Settings, root: str, catalog: EmbedderCatalog = CA
         "mlflow_tracking": MlflowTracking(
             tracking_uri=tracking_uri or default_tracking_uri(root),
             artifact_root=str(Path(root) / "mlflow" / "artifacts"),
+            ui_url=settings.mlflow_ui_url,
+            dagster_ui_url=settings.dagster_ui_url,
         ),
     }
 

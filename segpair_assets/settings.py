@@ -8,6 +8,8 @@ the partitions use; tests build `Settings(...)` directly. The variables:
 | SEGPAIR_DATA_ROOT | ./data | where raw data, caches, models and the MLflow store live |
 | SEGPAIR_VIRUS_REGISTRY | the packaged segpair/viruses.toml | a registry TOML of the same shape |
 | SEGPAIR_MLFLOW_TRACKING_URI | SQLite under the data root | an MLflow server (http://host:5000) |
+| SEGPAIR_MLFLOW_UI_URL | http://127.0.0.1:5000 (make mlflow-ui) | MLflow UI that Dagster links to |
+| SEGPAIR_DAGSTER_UI_URL | http://127.0.0.1:3000 (make ui) | Dagster UI that MLflow links to |
 | SEGPAIR_EXECUTOR | multiprocess | `celery` runs steps on Celery workers |
 | SEGPAIR_CELERY_BROKER / _BACKEND | redis://localhost:6379/0 and /1 | Celery's Redis URLs |
 | SEGPAIR_STABLE_LISTING_SECONDS | 120 | quiet time before a folder without manifest counts |
@@ -25,6 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from resources.ui_links import DEFAULT_DAGSTER_UI_URL, DEFAULT_MLFLOW_UI_URL
 from segpair.embeddings.catalog import CATALOG, EmbedderCatalog
 from segpair.registry import VirusRegistry, load_registry
 
@@ -38,6 +41,9 @@ class Settings:
     registry_path: str | None = None
     # Set: the MLflow resource reads it through dg.EnvVar (the UI shows where it came from).
     mlflow_tracking_uri_from_env: bool = False
+    # The UIs' addresses as a browser reaches them: links between the two point there.
+    mlflow_ui_url: str = DEFAULT_MLFLOW_UI_URL
+    dagster_ui_url: str = DEFAULT_DAGSTER_UI_URL
     executor: str = "multiprocess"
     celery_broker: str = "redis://localhost:6379/0"
     celery_backend: str = "redis://localhost:6379/1"
@@ -59,6 +65,8 @@ class Settings:
             data_root=env.get("SEGPAIR_DATA_ROOT") or defaults.data_root,
             registry_path=env.get("SEGPAIR_VIRUS_REGISTRY") or None,
             mlflow_tracking_uri_from_env=bool(env.get(MLFLOW_URI_ENV)),
+            mlflow_ui_url=env.get("SEGPAIR_MLFLOW_UI_URL") or defaults.mlflow_ui_url,
+            dagster_ui_url=env.get("SEGPAIR_DAGSTER_UI_URL") or defaults.dagster_ui_url,
             executor=env.get("SEGPAIR_EXECUTOR", defaults.executor).strip().lower(),
             celery_broker=env.get("SEGPAIR_CELERY_BROKER") or defaults.celery_broker,
             celery_backend=env.get("SEGPAIR_CELERY_BACKEND") or defaults.celery_backend,

@@ -3,7 +3,7 @@
 import dagster as dg
 import pandas as pd
 
-from resources.mlflow_tracking import MlflowTracking
+from resources.mlflow_tracking import MlflowTracking, RunsTable, TrackedRun
 from resources.storage import SegpairStorage
 from segpair.embeddings.cache import EmbeddingStore
 from segpair.embeddings.catalog import EmbedderSpec
@@ -12,18 +12,32 @@ from segpair.embeddings.diagnostics import (
     similarity_diagnostics,
     write_diagnostics,
 )
-from segpair.report import markdown_table, png_markdown
+from segpair.training.artifacts import significant
 from segpair_assets.assets.per_embedder import model_stage_asset
-from segpair_assets.assets.training import run_tags
+from segpair_assets.assets.training import run_name, run_origin, run_tags
+from segpair_assets.metadata import images, rounded, table
 from segpair_assets.partitions import virus_and_version
 
+# Their own experiment, so the classifiers' runs table holds classifiers only.
+DIAGNOSTICS_RUNS = RunsTable(
+    params=("embedder", "data_version"),
+    metrics=("cohens_d", "histogram_overlap", "positive_mean", "negative_mean"),
+    sort_by="cohens_d",
+)
 
-def diagnostics_metadata(diag: SimilarityDiagnostics, png: bytes, run_id: str) -> dict:
+
+def diagnostics_metadata(diag: SimilarityDiagnostics, run: TrackedRun, histogram: str) -> dict:
+    """Figures, the per-protein table, the histogram and the MLflow links (README:
+    "What the diagnostics' metadata holds")."""
     return {
-        **{k: round(v, 4) if isinstance(v, float) else v for k, v in diag.summary.items()},
-        "per_function": dg.MetadataValue.md(markdown_table(diag.per_function.round(4))),
-        "similarity_histogram": dg.MetadataValue.md(png_markdown(png, "cosine similarity")),
-        "mlflow_run_id": run_id,
+        **rounded(diag.summary),
+        "similarity_histogram": images(
+            {"cosine similarity of positive and negative pairs": run.artifact_url(histogram)}
+        ),
+        "per_function": table(diag.per_function),
+        "mlflow_run": dg.MetadataValue.url(run.url),
+        "mlflow_experiment": dg.MetadataValue.url(run.experiment_url),
+        "mlflow_run_id": run.run_id,
     }
 
 
@@ -51,17 +65,20 @@ def build_diagnostics_asset(spec: EmbedderSpec) -> dg.AssetsDefinition:
         with embeddings:
             diag = similarity_diagnostics(segment_pairs, embeddings)
         out_dir = storage.model_dir(virus, version, spec.name)
-        png, files = write_diagnostics(out_dir, diag, f"{virus} {version} {spec.name}")
+        _png, files = write_diagnostics(out_dir, diag, f"{virus} {version} {spec.name}")
         tags = run_tags(context, "embedding_diagnostics", spec.name)
-        run_name = f"diagnostics/{version}/{spec.name}"
-        with mlflow_tracking.run(f"segpair-{virus}", run_name, tags) as run:
-            run.log_metrics(diag.summary)
-            run.log_artifacts(files)
         s = diag.summary
-        context.log.info(
-            f"{spec.name}: Cohen's d {s['cohens_d']:.3f}, overlap {s['histogram_overlap']:.2f}"
-        )
-        return dg.MaterializeResult(metadata=diagnostics_metadata(diag, png, run.run_id))
+        said = f"Cohen's d {s['cohens_d']:.3f}, histogram overlap {s['histogram_overlap']:.2f}"
+        with mlflow_tracking.run(
+            f"segpair-{virus}-diagnostics", run_name(spec.name, "diagnostics", context),
+            run_origin(context), tags, tags, DIAGNOSTICS_RUNS,
+        ) as run:  # fmt: skip
+            run.log_metrics({k: significant(v) for k, v in s.items()})
+            run.log_artifacts(files)
+            run.describe(f"**{spec.name}: {said}** (positive vs negative pairs, raw vectors).")
+        context.log.info(f"{spec.name}: {said}; MLflow run: {run.url}")
+        histogram = next(f.name for f in files if f.suffix == ".png")
+        return dg.MaterializeResult(metadata=diagnostics_metadata(diag, run, histogram))
 
     return _diagnostics
 

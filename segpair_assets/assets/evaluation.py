@@ -16,6 +16,7 @@ from segpair.evaluation import EvaluationReport, evaluate_model, labelled_pairs
 from segpair.report import markdown_table
 from segpair.training.checkpoint import load_checkpoint
 from segpair_assets.assets.per_embedder import needs_weights_tags
+from segpair_assets.metadata import table
 from segpair_assets.partitions import virus_and_version, virus_data_version_partitions
 
 
@@ -39,13 +40,14 @@ def model_to_evaluate(storage: SegpairStorage, virus: str, version: str, embedde
 
 
 def evaluation_metadata(report: EvaluationReport, model_path, model_version) -> dict:
-    table = report.metrics[["scorer", "auc_roc", "auc_pr", "f1", "mcc", "tp", "fp", "tn", "fn"]]
+    by_scorer = report.metrics[["scorer", "auc_roc", "auc_pr", "f1", "mcc", "tp", "fp", "tn", "fn"]]
     strata = report.stratified[["stratum", "n", "auc_roc", "f1"]]
     return {
         "verdict": report.verdict.get("summary", "no baselines (the model keeps no pairs)"),
         "model": dg.MetadataValue.path(str(model_path)), "model_data_version": model_version,
-        "scorers": dg.MetadataValue.md(markdown_table(table.round(4))),
-        "model_by_stratum": dg.MetadataValue.md(markdown_table(strata.round(4), max_rows=40)),
+        # a few rows: short Markdown shows inline; the strata are many, a table
+        "scorers": dg.MetadataValue.md(markdown_table(by_scorer.round(4))),
+        "model_by_stratum": table(strata),
         **report.counts,
     }  # fmt: skip
 

@@ -8,28 +8,38 @@ import pandas as pd
 from pydantic import Field
 
 from resources.embedders import ComputeDevice
-from resources.mlflow_tracking import MlflowTracking, TrackedRun
+from resources.mlflow_tracking import DagsterOrigin, MlflowTracking, RunsTable, TrackedRun
 from resources.storage import SegpairStorage
 from resources.viruses import VirusRegistryResource
 from segpair.embeddings.cache import EmbeddingStore
 from segpair.embeddings.catalog import EmbedderSpec
 from segpair.embeddings.factory import description_from_attrs
 from segpair.registry import VirusSpec
-from segpair.report import markdown_table, png_markdown
 from segpair.training.artifacts import (
     TrainingArtifacts,
     comparison_table,
+    significant,
     tracked_metrics,
-    verdict_table,
+    verdict_summary,
     write_training_artifacts,
 )
+from segpair.training.evaluate import MODEL
 from segpair.training.features import validate_interactions
 from segpair.training.pipeline import TrainingOutcome, run_training
 from segpair.training.train import TrainConfig
 from segpair_assets.assets.per_embedder import model_stage_asset
+from segpair_assets.metadata import images, rounded, table
 from segpair_assets.partitions import virus_and_version
 
 _TRAIN = TrainConfig()  # the core's defaults are the launchpad's
+BASELINES = ("1nn", "knn", "logreg", "gbt")
+# The experiment's runs table in the MLflow UI: which configuration, how good, against what.
+CLASSIFIER_RUNS = RunsTable(
+    params=("embedder", "schema_pairs", "data_version"),
+    metrics=(f"{MODEL}_test_auc_roc", f"{MODEL}_auc_minus_best_baseline", f"{MODEL}_test_f1",
+             *(f"vs_{b}_test_auc_roc" for b in BASELINES)),
+    sort_by=f"{MODEL}_test_auc_roc",
+)  # fmt: skip
 
 
 class PairClassifierConfig(dg.Config):
@@ -121,16 +131,27 @@ def schema_label(schema: list[list[str]] | None) -> str:
 
 
 def run_tags(context: dg.AssetExecutionContext, kind: str, embedder: str) -> dict[str, str]:
-    """MLflow tags tying a run to its Dagster run and partition."""
+    """What an MLflow run is (logged as parameters, for the compare view, and as tags, for
+    filters): its kind, virus, data version and embedder."""
     virus, version = virus_and_version(context)
-    return {"kind": kind, "dagster_run_id": context.run.run_id,
-            "dagster_partition": str(context.partition_key), "virus": virus,
-            "data_version": version, "embedder": embedder}  # fmt: skip
+    return {"kind": kind, "virus": virus, "data_version": version, "embedder": embedder}
+
+
+def run_origin(context: dg.AssetExecutionContext) -> DagsterOrigin:
+    """The Dagster run and asset partition an MLflow run links back to."""
+    return DagsterOrigin(context.run.run_id, tuple(context.asset_key.path),
+                         str(context.partition_key))  # fmt: skip
+
+
+def run_name(embedder: str, what: str, context: dg.AssetExecutionContext) -> str:
+    """Embedder first, so runs of different embedders differ where the UI cuts names."""
+    virus, version = virus_and_version(context)
+    return f"{embedder} {what} {virus}/{version}"
 
 
 def eval_logger(context: dg.AssetExecutionContext, run: TrackedRun):
     def on_eval(step: int, row: dict) -> None:
-        run.log_metrics({k: v for k, v in row.items() if k != "step"}, step=step)
+        run.log_metrics({k: significant(v) for k, v in row.items() if k != "step"}, step=step)
         context.log.info(
             f"step {step}: train_loss {row['train_loss']:.4f} val_loss "
             f"{row['val_loss']:.4f} val_auc {row['val_auc']:.3f}"
@@ -139,10 +160,9 @@ def eval_logger(context: dg.AssetExecutionContext, run: TrackedRun):
     return on_eval
 
 
-def run_params(config, label: str, version: str, embeddings: EmbeddingStore, device: str):
-    return {**config.model_dump(), "schema_pairs": label, "data_version": version,
-            "embedder_signature": embeddings.signature, "embedding_dim": embeddings.dim,
-            "training_device": device}  # fmt: skip
+def run_params(config, tags: dict[str, str], embeddings: EmbeddingStore, device: str):
+    return {**config.model_dump(), **tags, "embedder_signature": embeddings.signature,
+            "embedding_dim": embeddings.dim, "training_device": device}  # fmt: skip
 
 
 def checkpoint_meta(spec, config, embeddings: EmbeddingStore, outcome, schema, run_id, part):
@@ -159,34 +179,49 @@ def checkpoint_meta(spec, config, embeddings: EmbeddingStore, outcome, schema, r
     }  # fmt: skip
 
 
+def log_verdict(context: dg.AssetExecutionContext, outcome: TrainingOutcome, run: TrackedRun):
+    """Warnings in the run's log when the model did not learn or a baseline is as good."""
+    if not outcome.learning["beats_majority"] or not outcome.learning["initial_loss_near_ln2"]:
+        context.log.warning(f"learning check failed: {outcome.learning}")
+    if not outcome.verdict["beats_best_baseline"]:
+        context.log.warning(outcome.verdict["summary"])
+    context.log.info(f"MLflow run: {run.url}")
+
+
+PLOTS = {
+    "ROC and precision-recall": "roc_pr.png",
+    "learning curve": "learning_curve.png",
+    "confusion matrix": "confusion_matrix.png",
+    "AUC per schema pair": "auc_by_schema.png",
+}
+
+
 def classifier_metadata(
-    outcome: TrainingOutcome, artifacts: TrainingArtifacts, run_id: str, tracking, label: str
-) -> dict:
-    r, mlp, v = outcome.result, outcome.metrics["mlp"], outcome.verdict
+    outcome: TrainingOutcome, artifacts: TrainingArtifacts, run: TrackedRun, model_uri: str,
+    label: str, model: str,
+) -> dict:  # fmt: skip
+    """The verdict first, then links, plots, tables and figures (README: "What the
+    classifier's metadata holds")."""
+    r, mlp, v = outcome.result, outcome.metrics[MODEL], outcome.verdict
     headline = ("auc_roc", "auc_pr", "f1", "accuracy", "precision", "recall", "mcc")
     stratified = outcome.stratified[["stratum", "n", "auc_roc", "auc_pr", "f1", "mcc"]]
+    figures = {"auc_minus_best_baseline": v["auc_difference"],
+               **{f"test_{k}": mlp[k] for k in headline}, "threshold": r.threshold,
+               "initial_loss": r.initial_loss}  # fmt: skip
     return {
-        "verdict": v["summary"],
-        "verdict_table": dg.MetadataValue.md(markdown_table(verdict_table(outcome))),
+        "summary": dg.MetadataValue.md(verdict_summary(outcome, model)),
         "beats_best_baseline": v["beats_best_baseline"],
-        "auc_minus_best_baseline": round(v["auc_difference"], 4),
-        "mlflow_run_id": run_id, "mlflow_experiment": tracking[0],
-        "mlflow_tracking_uri": tracking[1], "schema_pairs": label,
-        **{f"test_{k}": round(mlp[k], 4) for k in headline},
-        "threshold": round(r.threshold, 4), "best_step": r.best_step,
-        "evaluations_run": len(r.history), "initial_loss": round(r.initial_loss, 4),
-        "beats_majority": bool(outcome.learning["beats_majority"]), **outcome.sizes,
-        "embeddings_in_memory": outcome.embeddings_in_memory,
-        "model_vs_baselines": dg.MetadataValue.md(
-            markdown_table(comparison_table(outcome).round(4))),
-        "stratified": dg.MetadataValue.md(markdown_table(stratified.round(4), max_rows=60)),
-        "roc_pr_curves": dg.MetadataValue.md(png_markdown(artifacts.pngs["roc_pr.png"],
-                                                          "ROC and PR")),
-        "auc_by_schema_pair": dg.MetadataValue.md(png_markdown(
-            artifacts.pngs["auc_by_schema.png"], "AUC by schema pair and scorer")),
-        "learning_curve": dg.MetadataValue.md(png_markdown(artifacts.pngs["learning_curve.png"],
-                                                           "loss")),
+        "mlflow_run": dg.MetadataValue.url(run.url),
+        "mlflow_experiment": dg.MetadataValue.url(run.experiment_url),
+        "plots": images({alt: run.artifact_url(name) for alt, name in PLOTS.items()}),
+        "model_vs_baselines": table(comparison_table(outcome)),
+        "stratified": table(stratified),
+        **rounded(figures), "best_step": r.best_step, "evaluations_run": len(r.history),
+        "beats_majority": bool(outcome.learning["beats_majority"]), "schema_pairs": label,
+        **outcome.sizes, "embeddings_in_memory": outcome.embeddings_in_memory,
+        "model_dir": dg.MetadataValue.path(str(artifacts.out_dir)),
         "checkpoint": dg.MetadataValue.path(str(artifacts.checkpoint)),
+        "mlflow_run_id": run.run_id, "mlflow_model_uri": model_uri,
     }  # fmt: skip
 
 
@@ -197,13 +232,15 @@ def build_training_asset(spec: EmbedderSpec) -> dg.AssetsDefinition:
             f"Pair classifier on frozen {spec.name} embeddings (default neighbour_mlp: evidence "
             "from the nearest training pairs plus a projected view of the pair, into an MLP), "
             "trained for a budget of optimizer steps with early stopping, threshold chosen on "
-            "val. The metadata opens with the verdict: the model against its best baseline "
-            "(logistic regression, 1-NN, k-NN, gradient-boosted trees, fitted on the same "
-            "pairs) with a bootstrap CI, the worst stratum and the confusion counts; then test "
-            "metrics overall, per schema pair, by metadata match and by whether the sequences "
-            "were seen in training. Trains on the compute_device resource's device. "
-            f"Checkpoint, metrics and plots in data/models/{{virus}}/{{data_version}}/"
-            f"{spec.name}/; one MLflow run per materialization."
+            "val. The metadata opens with the verdict (`summary`): the model against its best "
+            "baseline (logistic regression, 1-NN, k-NN, gradient-boosted trees, fitted on the "
+            "same pairs) with a paired-bootstrap CI, the worst stratum and the confusion "
+            "counts; then links to the MLflow run and experiment, the plots, and test metrics "
+            "overall, per schema pair, by metadata match and by whether the sequences were "
+            "seen in training (every key: README, 'What the classifier's metadata holds'). "
+            "Trains on the compute_device resource's device. Checkpoint, metrics and plots in "
+            f"data/models/{{virus}}/{{data_version}}/{spec.name}/; one MLflow run per "
+            "materialization, with the model logged as an MLflow (pyfunc) model."
         ),
     )  # fmt: skip
     def _train(
@@ -213,12 +250,13 @@ def build_training_asset(spec: EmbedderSpec) -> dg.AssetsDefinition:
     ) -> dg.MaterializeResult:  # fmt: skip
         virus, version = virus_and_version(context)
         schema = schema_to_train(context, config.schema_pairs, viruses.get(virus), segment_pairs)
-        label, experiment = schema_label(schema), f"segpair-{virus}"
+        label = schema_label(schema)
         tags = {**run_tags(context, "pair_classifier", spec.name), "schema_pairs": label}
-        run_name = f"{virus}/{version}/{spec.name}/{label}/seed{config.seed}"
         device = compute_device.torch_device()
-        with embeddings, mlflow_tracking.run(experiment, run_name, tags) as run:
-            run.log_params(run_params(config, label, version, embeddings, device))
+        with embeddings, mlflow_tracking.run(
+            f"segpair-{virus}", run_name(spec.name, label, context), run_origin(context),
+            run_params(config, tags, embeddings, device), tags, CLASSIFIER_RUNS,
+        ) as run:  # fmt: skip
             outcome = run_training(
                 segment_pairs, embeddings, schema, train_config(config, device),
                 eval_logger(context, run), config.memory_budget_gb,
@@ -228,7 +266,7 @@ def build_training_asset(spec: EmbedderSpec) -> dg.AssetsDefinition:
             context.log.info(f"{outcome.sizes['n_train']} training pairs on {device}, {where}")
             run.log_params({**outcome.sizes, "embeddings_in_memory": outcome.embeddings_in_memory})
             run.log_metrics(tracked_metrics(outcome))
-            run.set_tags(outcome.learning)
+            run.set_tags({k: significant(v) for k, v in outcome.learning.items()})
             meta = checkpoint_meta(
                 spec, config, embeddings, outcome, schema, run.run_id, (virus, version)
             )
@@ -237,13 +275,11 @@ def build_training_asset(spec: EmbedderSpec) -> dg.AssetsDefinition:
                 out_dir, outcome, meta, f"{virus} {label}", spec.name
             )
             run.log_artifacts(artifacts.files, model_file=artifacts.checkpoint.name)
-        if not outcome.learning["beats_majority"] or not outcome.learning["initial_loss_near_ln2"]:
-            context.log.warning(f"learning check failed: {outcome.learning}")
-        if not outcome.verdict["beats_best_baseline"]:
-            context.log.warning(outcome.verdict["summary"])
-        tracking = (experiment, mlflow_tracking.tracking_uri)
+            model_uri = run.log_pair_model(artifacts.checkpoint, embeddings.dim)
+            run.describe(verdict_summary(outcome, config.model))
+        log_verdict(context, outcome, run)
         return dg.MaterializeResult(
-            metadata=classifier_metadata(outcome, artifacts, run.run_id, tracking, label)
+            metadata=classifier_metadata(outcome, artifacts, run, model_uri, label, config.model)
         )
 
     return _train

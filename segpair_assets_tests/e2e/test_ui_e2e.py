@@ -1,15 +1,22 @@
-"""End to end with the real `dagster dev` (webserver + daemon): a data-version folder dropped
-into the raw-data root is picked up by the sensor and materialized; then a browser opens the
-asset graph, launches a materialization from the asset page and sees it succeed."""
+"""End to end with the real `dagster dev` (webserver + daemon) and `mlflow ui` over the store
+the runs write: a data-version folder dropped into the raw-data root is picked up by the
+sensor and materialized; then a browser opens the asset graph, launches a materialization
+from the asset page and sees it succeed, and follows the classifier's link to its MLflow
+run and the run's links back to Dagster."""
 
 from __future__ import annotations
 
 import os
+import sys
 import time
+import urllib.request
+from pathlib import Path
+from unittest import mock
 
 import pytest
 
 from segpair.simulator import SimulationConfig, simulate_population, write_data_version
+from segpair_assets_tests.e2e import test_webserver_e2e
 from segpair_assets_tests.e2e.browser import (
     require_browser,
     screenshot,
@@ -17,6 +24,7 @@ from segpair_assets_tests.e2e.browser import (
     wait_for_text,
     wait_until,
 )
+from segpair_assets_tests.e2e.processes import Service, free_port
 from segpair_assets_tests.e2e.test_webserver_e2e import DagsterDev
 
 RUNS = """
@@ -25,14 +33,55 @@ query($filter: RunsFilter) { runsOrError(filter: $filter) { ... on Runs { result
 PARTITION = "sim_v2|bunya"
 
 
+def _ports(n: int) -> list[int]:
+    ports: set[int] = set()
+    while len(ports) < n:
+        ports.add(free_port())
+    return sorted(ports)
+
+
+def _start_mlflow_ui(data: Path, port: int, log: Path) -> Service:
+    """`mlflow ui` over the data root's store, as `make mlflow-ui` starts it."""
+    (data / "mlflow").mkdir(parents=True, exist_ok=True)
+    mlflow_bin = os.path.join(os.path.dirname(sys.executable), "mlflow")
+    uri = f"sqlite:///{data / 'mlflow' / 'mlflow.db'}"
+    return Service([mlflow_bin, "ui", "--backend-store-uri", uri, "--host", "127.0.0.1",
+                    "--port", str(port), "--workers", "1"], log)  # fmt: skip
+
+
+def _wait_for_health(service: Service, url: str, timeout: float = 120) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(f"{url}/health", timeout=5)
+            return
+        except OSError:
+            if service.proc.poll() is not None:
+                break
+            time.sleep(1)
+    raise RuntimeError(f"mlflow ui not up at {url}:\n{service.log.read_text()[-3000:]}")
+
+
 @pytest.fixture(scope="module")
 def dev(tmp_path_factory):
+    """dagster dev, and beside it the MLflow UI its materializations link to (and that
+    links back to it): both addresses are known before either starts."""
     tmp = tmp_path_factory.mktemp("ui_e2e")
-    server = DagsterDev(tmp, {"SEGPAIR_SENSOR_INTERVAL_SECONDS": "5"})
+    dagster_port, mlflow_port = _ports(2)
+    env = {"SEGPAIR_SENSOR_INTERVAL_SECONDS": "5",
+           "SEGPAIR_MLFLOW_UI_URL": f"http://127.0.0.1:{mlflow_port}",
+           "SEGPAIR_DAGSTER_UI_URL": f"http://127.0.0.1:{dagster_port}"}  # fmt: skip
+    # DagsterDev picks its own free port; it gets the one the links were given instead
+    with mock.patch.object(test_webserver_e2e, "free_port", return_value=dagster_port):
+        server = DagsterDev(tmp, env)
+    server.mlflow_url = env["SEGPAIR_MLFLOW_UI_URL"]
+    mlflow_ui = _start_mlflow_ui(server.data, mlflow_port, tmp / "mlflow_ui.log")
     try:
         server.wait_until_loaded()
+        _wait_for_health(mlflow_ui, server.mlflow_url)
         yield server
     finally:
+        mlflow_ui.stop()
         server.stop()
 
 
@@ -112,7 +161,7 @@ def test_browser_launches_a_materialization_and_sees_it_succeed(dev):
     try:
         driver.get(f"{base}/asset-groups")
         # the lineage graph, with segpair's asset groups in it
-        for group in ("preprocessing", "embeddings", "pairs", "models"):
+        for group in ("preprocessing", "embeddings", "pairs", "classifiers", "language_models"):
             wait_for_text(driver, group)
         time.sleep(2)
         for skip in driver.find_elements(By.XPATH, "//button[normalize-space()='Skip']"):
@@ -142,6 +191,77 @@ def test_browser_launches_a_materialization_and_sees_it_succeed(dev):
         assert status["runId"] == run_id and status["status"] == "SUCCESS"
     except Exception:
         screenshot(driver, "browser_test_failure.png")
+        raise
+    finally:
+        driver.quit()
+
+
+def _link(driver, *href_parts: str):
+    """The first link shown whose address holds every one of `href_parts`."""
+    from selenium.webdriver.common.by import By
+
+    css = "a" + "".join(f"[href*='{part}']" for part in href_parts)
+    return wait_until(
+        driver, lambda d: [a for a in d.find_elements(By.CSS_SELECTOR, css) if a.is_displayed()],
+        f"no link to {href_parts}",
+    )[0]  # fmt: skip
+
+
+def _click_and_follow(driver, link) -> None:
+    """Click a link; where it opens a new tab (target=_blank), continue in that tab."""
+    before = set(driver.window_handles)
+    link.click()
+    time.sleep(1)
+    opened = set(driver.window_handles) - before
+    if opened:
+        driver.switch_to.window(opened.pop())
+
+
+def _images_loaded(driver, src_part: str) -> int:
+    return driver.execute_script(
+        "return [...document.images].filter(i => i.src.includes(arguments[0])"
+        " && i.complete && i.naturalWidth > 0).length;", src_part)  # fmt: skip
+
+
+def test_browser_goes_from_the_classifier_to_its_mlflow_run_and_back(dev):
+    """Dagster -> MLflow: the classifier's verdict, plots and run link; MLflow -> Dagster:
+    the run's description links to the Dagster run and the asset partition."""
+    require_browser()
+    asset = "pair_classifier_kmer_aa3"
+    runs = _runs(dev, **{"segpair/trigger": "new_data_version_sensor"})
+    if not runs or runs[0]["status"] != "SUCCESS":
+        pytest.skip("needs the partition the sensor test materializes")
+    base, mlflow_ui = f"http://127.0.0.1:{dev.port}", dev.mlflow_url
+    driver = start_browser()
+    try:
+        driver.get(f"{base}/assets/{asset}?view=partitions&partition=sim_v2%7Cbunya")
+        wait_for_text(driver, "best baseline", timeout=90)  # the summary, shown inline
+        assert wait_until(driver, lambda d: _images_loaded(d, f"{mlflow_ui}/get-artifact") >= 4,
+                          "the plots from the MLflow UI did not load")  # fmt: skip
+        screenshot(driver, "dagster_classifier_verdict.png")
+        plot = driver.find_element("css selector", f"img[src*='{mlflow_ui}/get-artifact']")
+        driver.execute_script("arguments[0].scrollIntoView({block: 'start'})", plot)
+        screenshot(driver, "dagster_classifier_plots.png")
+        experiment = _link(driver, f"{mlflow_ui}/#/experiments/", "/runs?").get_attribute("href")
+        _click_and_follow(driver, _link(driver, f"{mlflow_ui}/#/experiments/", "/runs/"))
+        wait_for_text(driver, "kmer_aa3 GP-N+RdRp-GP bunya/sim_v2", timeout=90)
+        wait_for_text(driver, "Materialized by Dagster run")  # the description's first line
+        dagster_run = runs[0]["runId"]
+        back = _link(driver, f"{base}/runs/{dagster_run}")
+        driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", back)
+        screenshot(driver, "mlflow_run_from_dagster.png")
+        _click_and_follow(driver, back)
+        wait_until(driver, lambda d: d.current_url.startswith(f"{base}/runs/{dagster_run}"),
+                   "the MLflow run's link did not open its Dagster run")  # fmt: skip
+        wait_for_text(driver, "Success", timeout=90)
+        screenshot(driver, "dagster_run_from_mlflow.png")
+
+        driver.get(experiment)  # the classifier's other link: its experiment's runs
+        for text in ("kmer_aa3 GP-N+RdRp-GP bunya/sim_v2", "embedder", "mlp_test_auc_r"):
+            wait_for_text(driver, text, timeout=90)
+        screenshot(driver, "mlflow_experiment_from_dagster.png")
+    except Exception:
+        screenshot(driver, "mlflow_links_failure.png")
         raise
     finally:
         driver.quit()
