@@ -1,10 +1,14 @@
 """`segpair`: the command line.
 
 segpair demo                     simulate (if absent) and materialize every asset of the
-                                 demo data version of each virus into $DAGSTER_HOME
-                                 (a virus without a simulation preset is skipped)
+                                 demo data version of each virus into $DAGSTER_HOME,
+                                 launched through a temporary `dagster dev` so the UI
+                                 shows the runs under their job (a virus without a
+                                 simulation preset is skipped)
 segpair materialize -v V -d D    register data version D and materialize every asset of
-                                 virus V x D (the same job the UI launches)
+                                 virus V x D (the same job the UI launches), in this
+                                 process; -c run.yaml: a run config (the launchpad's);
+                                 --webserver URL: launched through `make ui`'s webserver
 segpair simulate -v V -o DIR     write a SIMULATED data version folder
 segpair score -m model.pt -i IN  score protein pairs with a trained model: every
                                  cross-segment pair inside each isolate of IN, or the
@@ -17,6 +21,7 @@ segpair evaluate -m model.pt -i IN
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -28,29 +33,78 @@ def _materialize(
     pairs: list[tuple[str, str]],
     job_name: str = "segpair_main_job",
     assets: list[str] | None = None,
+    config_file: Path | None = None,
+    webserver: str | None = None,
 ) -> int:
+    """Run the job on each virus x version: in this process, or launched through a
+    webserver (`webserver`: its URL, or "start" for a temporary `dagster dev`)."""
+    from contextlib import nullcontext
+
     import dagster as dg
 
     from segpair.data_versions import check_data_version_name
     from segpair.errors import InputDataError
+    from segpair_assets.launch import LaunchError, TemporaryWebserver
+    from segpair_assets.run_config_file import RunConfigFileError
 
     try:  # before anything is written or registered: a path here reads and writes elsewhere
         versions = sorted({check_data_version_name(v) for _, v in pairs})
     except InputDataError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    if not Settings.from_environment().dagster_home:
+        return _error(err)
+    home = Settings.from_environment().dagster_home
+    if not home:
         print("DAGSTER_HOME is not set: set it to a folder so runs are kept (make demo does).")
         return 2
-    instance = dg.DagsterInstance.get()
-    _register_versions(instance, versions)
+    try:  # a temporary dagster dev loads while the job and its configs are prepared here
+        with TemporaryWebserver(home) if webserver == "start" else nullcontext() as server:
+            try:
+                configs = _run_configs(pairs, job_name, config_file)
+            except (InputDataError, RunConfigFileError, ValueError) as err:
+                return _error(err)
+            instance = dg.DagsterInstance.get()
+            _register_versions(instance, versions)
+            if webserver is None:
+                return _run_all_here(instance, job_name, pairs, configs, assets)
+            url = server.url if server is not None else webserver
+            return _launch_all(instance, url, job_name, pairs, configs, assets, server)
+    except LaunchError as err:
+        return _error(err)
+
+
+def _error(err: Exception) -> int:
+    for line in str(err).splitlines():  # a config file's errors: one line each
+        print(f"error: {line}", file=sys.stderr)
+    return 2
+
+
+def _run_all_here(instance, job_name: str, pairs, configs, assets) -> int:
+    import dagster as dg
+
     selection = [dg.AssetKey(a) for a in assets] if assets else None
     failed = 0
-    for virus, version in pairs:
+    for (virus, version), config in zip(pairs, configs, strict=True):
         print(f"materializing {virus} x {version} ...", flush=True)
-        result = _run_partition(instance, job_name, virus, version, selection)
-        failed += not _report(result, virus, version)
+        result = _run_partition(instance, job_name, virus, version, selection, config)
+        failed += not _report(result.success, result.run_id, virus, version, result.all_events)
     return 1 if failed else 0
+
+
+def _run_configs(pairs, job_name: str, config_file: Path | None) -> list[dict]:
+    """Each run's config: the file's, checked against the job, or the job's own for the
+    partition (a virus job's preset; a virus job refuses another virus's partition)."""
+    from segpair_assets.partitions import partition_key
+    from segpair_assets.run_config_file import check_run_config, read_run_config
+    from segpair_assets.run_console import console_job
+
+    job = console_job(job_name)
+    if config_file is not None:
+        config = read_run_config(config_file)
+        check_run_config(config_file, job, config)
+    return [
+        config if config_file is not None
+        else dict(job.get_run_config_for_partition_key(str(partition_key(virus, version))))
+        for virus, version in pairs
+    ]  # fmt: skip
 
 
 def _register_versions(instance, versions: list[str]) -> None:
@@ -62,7 +116,7 @@ def _register_versions(instance, versions: list[str]) -> None:
         instance.add_dynamic_partitions(DATA_VERSION_PARTITIONS_NAME, new)
 
 
-def _run_partition(instance, job_name: str, virus: str, version: str, selection):
+def _run_partition(instance, job_name: str, virus: str, version: str, selection, config):
     """One run of the job on virus x version, printing one line per step event (the run's
     log keeps the stack traces)."""
     import dagster as dg
@@ -71,6 +125,11 @@ def _run_partition(instance, job_name: str, virus: str, version: str, selection)
     from segpair_assets.run_console import CONSOLE_RUN_CONFIG, console_job
 
     job = console_job(job_name)
+    # the one-line console, unless the config sets the console logger itself (a launchpad's)
+    run_config = {
+        **config,
+        "loggers": {**CONSOLE_RUN_CONFIG["loggers"], **config.get("loggers", {})},
+    }
     if job.executor_def.name != dg.multiprocess_executor.name:
         # the configured engine (SEGPAIR_EXECUTOR=celery) runs the steps
         return dg.execute_job(
@@ -78,12 +137,12 @@ def _run_partition(instance, job_name: str, virus: str, version: str, selection)
                 "segpair_assets.run_console", "console_job", reconstructable_args=(job_name,)
             ),
             instance=instance,
-            run_config=CONSOLE_RUN_CONFIG,
+            run_config=run_config,
             tags=partition_tags(virus, version),
             asset_selection=selection,
         )
     return job.execute_in_process(  # one process: the quickest way on one machine
-        run_config=CONSOLE_RUN_CONFIG,
+        run_config=run_config,
         instance=instance,
         partition_key=partition_key(virus, version),
         raise_on_error=False,
@@ -91,16 +150,73 @@ def _run_partition(instance, job_name: str, virus: str, version: str, selection)
     )
 
 
-def _report(result, virus: str, version: str) -> bool:
-    """Print the outcome; a failure ends with each failed step's error itself."""
-    from segpair_assets.run_console import failure_lines
+def _launch_all(instance, url: str, job_name: str, pairs, configs, assets, server) -> int:
+    """Every run launched through the webserver at `url` (as the UI does; runs of
+    different partitions go side by side), followed until each ends."""
+    import dagster as dg
 
-    if result.success:
-        print(f"{virus} x {version}: ok (run {result.run_id})", flush=True)
+    from segpair_assets.launch import RunFollower, follow, launch, wait_until_loaded
+    from segpair_assets.partitions import partition_tags
+
+    followers, outcomes = {}, []
+
+    def on_end(f: RunFollower) -> None:
+        ok = f.run.status == dg.DagsterRunStatus.SUCCESS
+        outcomes.append(_report(ok, f.run_id, *followers[f], f.events))
+
+    if server is not None:
+        server.wait_until_loaded()
+    wait_until_loaded(url, timeout=30)
+    for (virus, version), config in zip(pairs, configs, strict=True):
+        run_config = _launch_config(config, len(pairs))
+        run_id = launch(url, job_name, run_config, partition_tags(virus, version), assets)
+        print(f"launched {job_name} on {virus} x {version} (run {run_id})", flush=True)
+        prefix = f"[{virus} x {version}] " if len(pairs) > 1 else ""
+        followers[RunFollower(instance, run_id, prefix)] = (virus, version)
+    follow(list(followers), on_end)
+    if server is not None:
+        _finish_sensor_runs(instance, server, {f.run_id for f in followers})
+    return 0 if all(outcomes) else 1
+
+
+def _finish_sensor_runs(instance, server, ours: set[str]) -> None:
+    """The temporary daemon's data-version sensor may have launched runs for other new
+    folders under data/raw; stopping it now would kill them, so they are followed too."""
+    from segpair_assets.launch import RunFollower, follow, sensor_runs_in_progress
+
+    others = [r for r in sensor_runs_in_progress(instance, server.started) if r.run_id not in ours]
+    for run in others:
+        print(f"the data-version sensor launched {run.job_name} on "
+              f"{run.tags.get('dagster/partition')} (run {run.run_id}) meanwhile; following it "
+              "to its end, as `make ui` would (Ctrl-C stops it)", flush=True)  # fmt: skip
+    follow([RunFollower(instance, r.run_id, f"[{r.run_id[:8]}] ") for r in others],
+           lambda f: print(f"run {f.run_id}: {f.run.status.value}", flush=True))  # fmt: skip
+
+
+def _launch_config(config: dict, runs: int) -> dict:
+    """The run config a launched run gets: the executor's settings added unless the config
+    sets them or another executor runs the steps. Steps fork from a process that has
+    imported the code location (spawned, each imports it anew: ~5 s a step), and the runs
+    side by side share the cores (one step per core in all, as one run in this process)."""
+    if "execution" in config or Settings.from_environment().executor != "multiprocess":
+        return config
+    execution = {
+        "max_concurrent": max(1, (os.cpu_count() or 1) // runs),
+        "start_method": {"forkserver": {"preload_modules": ["segpair_assets.definitions"]}},
+    }
+    return {**config, "execution": {"config": execution}}
+
+
+def _report(success: bool, run_id: str, virus: str, version: str, events) -> bool:
+    """Print the outcome; a failure ends with each failed step's error itself."""
+    from segpair_assets.run_console import event_failure_lines
+
+    if success:
+        print(f"{virus} x {version}: ok (run {run_id})", flush=True)
         return True
-    print(f"{virus} x {version}: FAILED (run {result.run_id}); the full trace is in the "
+    print(f"{virus} x {version}: FAILED (run {run_id}); the full trace is in the "
           "run's log (Dagster UI, Runs)", flush=True)  # fmt: skip
-    for line in failure_lines(result):
+    for line in event_failure_lines(events):
         print(line, flush=True)
     return False
 
@@ -216,21 +332,39 @@ def _model_and_input(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
 
 
+def _webserver_option(parser: argparse.ArgumentParser, text: str) -> None:
+    parser.add_argument("--webserver", metavar="URL", help=f"{text}; its runs show in the UI "
+                        "under Overview and the job, like the UI's own")  # fmt: skip
+
+
 def _add_pipeline_commands(sub, registry) -> None:
-    sub.add_parser("demo", help="materialize everything on the SIMULATED demo data")
+    from segpair_assets.partitions import virus_job_name
+
+    demo = sub.add_parser("demo", help="materialize everything on the SIMULATED demo data")
+    _webserver_option(demo, "launch the runs through the Dagster webserver at URL (`make ui`'s) "
+                      "instead of a temporary `dagster dev`")  # fmt: skip
     mat = sub.add_parser("materialize", help="materialize every asset of one partition")
     mat.add_argument("-v", "--virus", required=True, choices=registry.names)
     mat.add_argument("-d", "--data-version", required=True)
     mat.add_argument(
         "--job",
         default="segpair_main_job",
-        choices=["segpair_main_job", "segpair_language_model_job"],
+        choices=["segpair_main_job", "segpair_language_model_job"]
+        + [virus_job_name(v) for v in registry.names],
         help="segpair_language_model_job builds the ESM-2 / FastESM2 / Nucleotide Transformer "
-        "caches (needs their weights: SEGPAIR_ESM2_MODEL etc.)",
+        "caches (needs their weights: SEGPAIR_ESM2_MODEL etc.); segpair_{virus}_job runs the "
+        "main job with the virus's preset, as the data-version sensor does",
     )
     mat.add_argument(
         "--assets", nargs="+", metavar="ASSET", help="only these assets of the job (and checks)"
     )
+    mat.add_argument(
+        "-c", "--config", type=Path, metavar="FILE",
+        help="the run config (YAML or JSON), e.g. saved from the job's launchpad: applied as "
+        "is, in place of the job's own (a virus job's preset)",
+    )  # fmt: skip
+    _webserver_option(mat, "launch the run through the Dagster webserver at URL (`make ui`'s: "
+                      "http://127.0.0.1:3000) instead of running it in this process")  # fmt: skip
     sim = sub.add_parser("simulate", help="write a SIMULATED data version folder")
     sim.add_argument("-v", "--virus", required=True, choices=registry.names)
     sim.add_argument("-o", "--out", required=True, type=Path)
@@ -270,8 +404,9 @@ def _no_simulation(virus: str) -> str:
     )
 
 
-def _demo(registry) -> int:
-    """Every virus's demo data version; a virus without a simulation section is skipped."""
+def _demo(registry, webserver: str | None) -> int:
+    """Every virus's demo data version, launched through a webserver (a temporary `dagster
+    dev` unless given) so the UI shows its runs; a virus without a simulation is skipped."""
     pairs = []
     for name in registry.names:
         version = registry.get(name).demo_data_version
@@ -282,7 +417,7 @@ def _demo(registry) -> int:
     if not pairs:
         print("no virus of the registry has a simulation preset: nothing to demo")
         return 2
-    return _materialize(pairs)
+    return _materialize(pairs, webserver=webserver or "start")
 
 
 def _simulate(args, registry) -> int:
@@ -314,9 +449,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "evaluate":
         return _evaluate(args, registry)
     if args.command == "demo":
-        return _demo(registry)
+        return _demo(registry, args.webserver)
     if args.command == "materialize":
-        return _materialize([(args.virus, args.data_version)], args.job, args.assets)
+        pair = [(args.virus, args.data_version)]
+        return _materialize(pair, args.job, args.assets, args.config, args.webserver)
     return _simulate(args, registry)
 
 

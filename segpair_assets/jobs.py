@@ -7,15 +7,18 @@ import dagster as dg
 from segpair.embeddings.catalog import CATALOG, EmbedderCatalog
 from segpair.registry import VirusRegistry, VirusSpec
 from segpair_assets.assets.per_embedder import NEEDS_WEIGHTS_TAG
+from segpair_assets.partitions import (
+    VIRUS_TAG,
+    split_partition_key,
+    virus_data_version_partitions,
+    virus_job_name,
+    wrong_virus_message,
+)
 
 MAIN_JOB = "segpair_main_job"
 LANGUAGE_MODEL_JOB = "segpair_language_model_job"
 _needs_weights = dg.AssetSelection.tag(NEEDS_WEIGHTS_TAG, "true")
 MAIN_SELECTION = dg.AssetSelection.all() - _needs_weights
-
-
-def virus_job_name(virus: str) -> str:
-    return f"segpair_{virus}_job"
 
 
 def virus_preset(virus: VirusSpec, catalog: EmbedderCatalog = CATALOG) -> dict:
@@ -38,13 +41,34 @@ def virus_preset(virus: VirusSpec, catalog: EmbedderCatalog = CATALOG) -> dict:
 
 
 def virus_job(virus: VirusSpec, catalog: EmbedderCatalog) -> dg.UnresolvedAssetJobDefinition:
+    """The main job with the virus's preset, for the virus's partitions only.
+
+    A job's partitions are its assets' (Dagster 1.13 infers them; `partitions_def` on an
+    asset job is deprecated and must equal them), so the launchpad offers every virus.
+    The preset is therefore given per partition, and another virus's partition has none:
+    the launchpad and the Materialize dialog show the refusal when it is picked, and a run
+    launched around them (the GraphQL API, a re-execution) fails at its first asset
+    (`partitions.virus_and_version` reads the run's virus tag)."""
+    name, preset = virus_job_name(virus.name), virus_preset(virus, catalog)
+
+    def preset_for(partition_key: str) -> dict:
+        other, version = split_partition_key(partition_key)
+        if other != virus.name:
+            raise ValueError(wrong_virus_message(name, virus.name, other, version))
+        return preset
+
     return dg.define_asset_job(
-        name=virus_job_name(virus.name),
+        name=name,
         selection=MAIN_SELECTION,
-        config=virus_preset(virus, catalog),
+        config=dg.PartitionedConfig(
+            partitions_def=virus_data_version_partitions, run_config_for_partition_key_fn=preset_for
+        ),
+        run_tags={VIRUS_TAG: virus.name},
         description=f"The main job with the {virus.display_name} preset from the virus "
         "registry (segpair/viruses.toml): which proteins are paired and which schema pairs the "
-        "classifiers train on. What the data-version sensor and the weekly schedule launch.",
+        f"classifiers train on. {virus.name} partitions only: the preset appears in the "
+        "launchpad once the partition is picked. What the data-version sensor and the weekly "
+        "schedule launch.",
     )
 
 

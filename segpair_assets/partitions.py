@@ -10,6 +10,8 @@ from segpair.data_versions import check_data_version_name
 from segpair_assets.settings import current_settings
 
 DATA_VERSION_PARTITIONS_NAME = "data_version"
+# The run tag of a virus's preset job: its runs refuse a partition of another virus.
+VIRUS_TAG = "segpair/virus"
 
 # The registry's viruses, from the settings of the process that loads the code location.
 virus_partitions = dg.StaticPartitionsDefinition(current_settings().registry().names)
@@ -39,13 +41,38 @@ def virus_and_version(
     """The run's (virus, data version). Assets ask this before they build a path, so a
     data version added in the UI or through the API that is not a plain name fails the
     run here, before anything is written (Dagster accepts any dynamic partition key)."""
-    key = context.partition_key
+    virus, version = split_partition_key(context.partition_key)
+    try:
+        run = context.run
+    except dg.DagsterError:  # invoked directly, outside a run
+        run = None
+    job_virus = run.tags.get(VIRUS_TAG) if run is not None else None
+    if job_virus is not None and job_virus != virus:
+        raise ValueError(wrong_virus_message(run.job_name, job_virus, virus, version))
+    return virus, check_data_version_name(version)
+
+
+def split_partition_key(key: str | dg.MultiPartitionKey) -> tuple[str, str]:
+    """(virus, data version) of a partition key, or of its string form `version|virus`."""
     if isinstance(key, str) and "|" in key:  # launched with the plain partition tag only
         key = virus_data_version_partitions.get_partition_key_from_str(key)
     if not isinstance(key, dg.MultiPartitionKey):
         raise ValueError(f"expected a virus x data_version partition, got {key!r}")
     dims = key.keys_by_dimension
-    return dims["virus"], check_data_version_name(dims["data_version"])
+    return dims["virus"], dims["data_version"]
+
+
+def virus_job_name(virus: str) -> str:
+    """The virus's preset job (jobs.py); named here, where its runs' partitions are checked."""
+    return f"segpair_{virus}_job"
+
+
+def wrong_virus_message(job: str, job_virus: str, virus: str, version: str) -> str:
+    return (
+        f"{job} runs {job_virus} partitions only, and {version}|{virus} is a {virus} "
+        f"partition: pick virus {job_virus}, or launch {virus_job_name(virus)} (or "
+        "segpair_main_job, or materialize from the asset graph)"
+    )
 
 
 def partitioned_asset_check(**kwargs):

@@ -5,7 +5,9 @@ trace twice (65-120 lines), which buries the one line a user needs. The command 
 jobs with `console_job`: one line per step event or log message, no traces. After a
 failure it prints the error each failed step raised (an `InputDataError` names the file,
 line, record and fix) and where the full trace is: the run's log, which the instance
-keeps whatever the console shows.
+keeps whatever the console shows. A run launched through the webserver (`segpair demo`,
+`--webserver`) executes elsewhere: its events are read back from the instance and
+printed the same way (`event_line`).
 """
 
 from __future__ import annotations
@@ -24,31 +26,66 @@ CONSOLE_EVENTS = frozenset(
 CONSOLE_RUN_CONFIG = {"loggers": {"console": {}}}
 
 
+def console_line(
+    event_type: str | None, level: int, where: str, text: str, when: float, min_level: int
+) -> str | None:
+    """`HH:MM:SS step: first line of the message`, or None for what the console leaves out."""
+    text = text.strip()
+    if event_type is not None:
+        if event_type not in CONSOLE_EVENTS:
+            return None
+    elif level < min_level or text.startswith("Dependencies for step"):
+        return None  # the steps left out after a failure: the summary names the failure
+    first = text.splitlines()[0] if text else ""
+    first = first.replace(f' of step "{where}"', "")  # the line starts with the step
+    if event_type is None and level >= logging.WARNING:
+        first = f"{logging.getLevelName(level)} {first}"
+    return f"{time.strftime('%H:%M:%S', time.localtime(when))} {where}: {first}"
+
+
+def event_line(entry) -> str | None:
+    """The console line of a stored event (an `EventLogEntry` of a launched run)."""
+    event = entry.dagster_event
+    level = entry.level if isinstance(entry.level, int) else logging.getLevelName(entry.level)
+    return console_line(
+        event.event_type_value if event is not None else None, level,
+        entry.step_key or entry.job_name or "run", entry.user_message or "", entry.timestamp,
+        logging.INFO,
+    )  # fmt: skip
+
+
 class OneLineConsole(logging.Handler):
     """One line per step event or log message, without stack traces."""
+
+    def __init__(self, min_level: int = logging.INFO):
+        super().__init__()
+        self.min_level = min_level
 
     def emit(self, record: logging.LogRecord) -> None:
         meta = getattr(record, "dagster_meta", None) or {}
         event = meta.get("dagster_event")
-        text = str(meta.get("orig_message") or record.getMessage()).strip()
-        if event is not None:
-            if event.event_type_value not in CONSOLE_EVENTS:
-                return
-        elif record.levelno < logging.INFO or text.startswith("Dependencies for step"):
-            return  # the steps left out after a failure: the summary names the failure
-        where = meta.get("step_key") or meta.get("job_name") or "run"
-        first = text.splitlines()[0] if text else ""
-        first = first.replace(f' of step "{where}"', "")  # the line starts with the step
-        if event is None and record.levelno >= logging.WARNING:
-            first = f"{record.levelname} {first}"
-        # sys.stderr looked up per line: the stream in use now (pytest's capture included)
-        print(f"{time.strftime('%H:%M:%S')} {where}: {first}", file=sys.stderr, flush=True)
+        line = console_line(
+            event.event_type_value if event is not None else None, record.levelno,
+            meta.get("step_key") or meta.get("job_name") or "run",
+            str(meta.get("orig_message") or record.getMessage()), record.created, self.min_level,
+        )  # fmt: skip
+        if line is not None:
+            # sys.stderr looked up per line: the stream in use now (pytest's capture included)
+            print(line, file=sys.stderr, flush=True)
 
 
-@dg.logger(description="One line per step event or log message, no stack traces.")
-def one_line_console(_init_context) -> logging.Logger:
+@dg.logger(
+    config_schema={
+        # the fields of Dagster's own console logger, so a launchpad config applies as is
+        "log_level": dg.Field(str, is_required=False, default_value="INFO"),
+        "name": dg.Field(str, is_required=False, default_value="dagster"),
+    },
+    description="One line per step event or log message, no stack traces.",
+)
+def one_line_console(init_context) -> logging.Logger:
+    level = logging.getLevelName(init_context.logger_config["log_level"].upper())
     log = logging.Logger("segpair_console", logging.DEBUG)
-    log.addHandler(OneLineConsole())
+    log.addHandler(OneLineConsole(level if isinstance(level, int) else logging.INFO))
     return log
 
 
@@ -81,13 +118,19 @@ def _error_text(error) -> str:
 
 def failure_lines(result) -> list[str]:
     """Per failed step, `step: error`; the run's error when no step failed."""
+    return event_failure_lines(result.all_events)
+
+
+def event_failure_lines(events) -> list[str]:
+    """`failure_lines` from a run's `DagsterEvent`s (a launched run's, read from the instance)."""
     lines = [
         f"{e.step_key} failed: {_error_text(_user_error(e.step_failure_data.error))}"
-        for e in result.get_step_failure_events()
+        for e in events
+        if e.event_type_value == "STEP_FAILURE"
     ]
     if lines:
         return lines
-    run_failure = next((e for e in result.all_events if e.event_type_value == "RUN_FAILURE"), None)
+    run_failure = next((e for e in events if e.event_type_value == "RUN_FAILURE"), None)
     data = run_failure.event_specific_data if run_failure else None
     error = getattr(data, "error", None)
     return [f"run failed: {_error_text(_user_error(error)) if error else 'see the run log'}"]

@@ -28,7 +28,12 @@ from segpair.embeddings.sharding import (
     plan_shards,
 )
 from segpair.report import markdown_table
-from segpair_assets.assets.per_embedder import embedder_metadata, needs_weights_tags
+from segpair_assets.assets.per_embedder import (
+    embedder_metadata,
+    needs_weights_tags,
+    stage_group,
+    weights_note,
+)
 from segpair_assets.partitions import virus_and_version, virus_data_version_partitions
 
 GPU_POOL = "gpu"
@@ -115,7 +120,7 @@ def _partition_caches(context, storage: SegpairStorage, spec: EmbedderSpec, conf
 
 
 def _description(spec: EmbedderSpec, how: str) -> str:
-    return (
+    return weights_note(spec) + (
         f"Master embedding cache, {spec.description}. One HDF5 file (`emb` N x D, "
         "`emb_keys`, model metadata in attrs) and a Parquet index brc_fea_id -> row under "
         "data/embeddings/{virus}/{data_version}/. Identical sequences share a row; rows "
@@ -129,7 +134,7 @@ def build_embedding_asset(spec: EmbedderSpec) -> dg.AssetsDefinition:
 
     @dg.asset(
         name=spec.cache_asset, partitions_def=virus_data_version_partitions,
-        io_manager_key="embedding_io_manager", group_name="embeddings",
+        io_manager_key="embedding_io_manager", group_name=stage_group(spec, spec.cache_asset),
         kinds={"hdf5", "parquet", "numpy"}, tags=needs_weights_tags(spec),
         metadata=embedder_metadata(spec), description=_description(spec, "a killed run resumes"),
     )  # fmt: skip
@@ -248,7 +253,7 @@ def build_sharded_embedding_asset(spec: EmbedderSpec) -> dg.AssetsDefinition:
 
     @dg.graph_asset(
         name=spec.cache_asset, partitions_def=virus_data_version_partitions,
-        group_name="embeddings", kinds={"hdf5", "parquet", "pytorch"},
+        group_name=stage_group(spec, spec.cache_asset), kinds={"hdf5", "parquet", "pytorch"},
         tags=needs_weights_tags(spec), metadata=embedder_metadata(spec),
         config=dg.ConfigMapping(config_fn=route_config),
         description=_description(spec, "the sequences to compute are split into `shards` hash "

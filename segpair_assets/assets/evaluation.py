@@ -15,7 +15,7 @@ from segpair.embeddings.catalog import EmbedderSpec
 from segpair.evaluation import EvaluationReport, evaluate_model, labelled_pairs
 from segpair.report import markdown_table
 from segpair.training.checkpoint import load_checkpoint
-from segpair_assets.assets.per_embedder import needs_weights_tags
+from segpair_assets.assets.per_embedder import needs_weights_tags, stage_group, weights_note
 from segpair_assets.metadata import table
 from segpair_assets.partitions import virus_and_version, virus_data_version_partitions
 
@@ -57,8 +57,9 @@ def build_evaluation_asset(spec: EmbedderSpec) -> dg.AssetsDefinition:
         name=spec.evaluation_asset, partitions_def=virus_data_version_partitions,
         ins={"protein_final": dg.AssetIn("protein_final"),
              "embeddings": dg.AssetIn(spec.cache_asset)},
-        group_name="models", tags=needs_weights_tags(spec), kinds={"pytorch", "pandas"},
-        description=(
+        group_name=stage_group(spec, spec.evaluation_asset), tags=needs_weights_tags(spec),
+        kinds={"pytorch", "pandas"},
+        description=weights_note(spec) + (
             f"The {spec.name} model of ANOTHER data version (config `model_data_version`, "
             "default the newest other one) on this partition's genomes: labelled pairs built "
             "by the training rules (hard negatives included), scored by the model and by its "

@@ -127,3 +127,66 @@ def test_executor_is_chosen_by_the_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("SEGPAIR_EXECUTOR", "dask")
     with pytest.raises(ValueError, match="'multiprocess' \\(default\\) or 'celery'"):
         executor_from_environment()
+
+
+def test_lineage_groups_by_role_with_everything_that_needs_weights_apart(tmp_path):
+    """Issue 15: one `models` group mixed every role and embedder, and "Materialize all"
+    there launched the language-model assets. Now a group per role; every asset that needs
+    weights sits in `language_models`, says so first, and no other group holds one."""
+    from segpair_assets.assets.per_embedder import NEEDS_WEIGHTS_TAG
+    from segpair_assets.definitions import build_definitions
+
+    defs = build_definitions(str(tmp_path))
+    graph = defs.resolve_asset_graph()
+    groups: dict[str, set[str]] = {}
+    for key in graph.get_all_asset_keys():
+        groups.setdefault(graph.get(key).group_name, set()).add(key.to_user_string())
+    lms = ("esm2", "fastesm2", "nucleotide_transformer")
+    stages = ("master_embeddings", "pair_classifier", "cross_version_evaluation",
+              "embedding_diagnostics", "isolate_pair_scores")  # fmt: skip
+    assert groups == {
+        "preprocessing": {"protein_final"},
+        "embeddings": {"master_embeddings_kmer_aa3", "master_embeddings_kmer_nt6"},
+        "pairs": {"cooccurrence_sets", "segment_pairs"},
+        "classifiers": {f"{s}_{e}" for s in stages[1:3] for e in ("kmer_aa3", "kmer_nt6")},
+        "diagnostics": {"embedding_diagnostics_kmer_aa3", "embedding_diagnostics_kmer_nt6"},
+        "scoring": {"isolate_pair_scores_kmer_aa3", "isolate_pair_scores_kmer_nt6"},
+        "language_models": {f"{s}_{e}" for s in stages for e in lms},
+    }
+    for name in groups["language_models"]:
+        node = graph.get(dg.AssetKey(name))
+        assert node.tags[NEEDS_WEIGHTS_TAG] == "true"
+        assert node.description.startswith("NEEDS the "), name
+    # "Materialize all" in any other group runs a part of the main job: nothing needs weights
+    main = defs.resolve_job_def("segpair_main_job").asset_layer.selected_asset_keys
+    assert {k.to_user_string() for k in main} == set().union(
+        *(names for group, names in groups.items() if group != "language_models")
+    )
+
+
+def test_a_virus_job_runs_its_own_virus_partitions_only(tmp_path, dagster_instance, monkeypatch):
+    """Issue 15: `segpair_flu_a_job`'s launchpad offered bunya partitions with the flu
+    preset. Dagster gives a job its assets' partitions, so the preset is per partition: a
+    bunya partition has none (the launchpad shows the refusal), and a run started around
+    the launchpad fails at its first asset, before anything is written."""
+    from segpair_assets.definitions import build_definitions
+    from segpair_assets.partitions import DATA_VERSION_PARTITIONS_NAME, partition_tags
+
+    monkeypatch.setenv("SEGPAIR_DATA_ROOT", str(tmp_path / "data"))
+    job = build_definitions(str(tmp_path / "data")).resolve_job_def("segpair_flu_a_job")
+    preset = job.get_run_config_for_partition_key("v1|flu_a")
+    assert preset["ops"]["segment_pairs"]["config"]["hard_negative_share"] == 0.5
+    refusal = "segpair_flu_a_job runs flu_a partitions only, and v1|bunya is a bunya partition"
+    with pytest.raises(ValueError, match=refusal):
+        job.get_run_config_for_partition_key("v1|bunya")
+
+    dagster_instance.add_dynamic_partitions(DATA_VERSION_PARTITIONS_NAME, ["v1"])
+    result = job.execute_in_process(
+        run_config=preset, instance=dagster_instance, tags=partition_tags("bunya", "v1"),
+        raise_on_error=False, asset_selection=[dg.AssetKey("protein_final")],
+    )  # fmt: skip
+    assert not result.success
+    [failure] = result.get_step_failure_events()
+    assert failure.step_key == "protein_final"
+    assert "segpair_bunya_job" in failure.step_failure_data.error.cause.message
+    assert not (tmp_path / "data").exists()
