@@ -80,6 +80,12 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _stoppable_by_ctrl_c() -> None:
+    """In the child: SIGINT as by default. A command started in the background of a script
+    (`make demo &`) ignores it, and so would `dagster dev`, which stops on nothing else."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class TemporaryWebserver:
     """`dagster dev` on workspace.yaml (webserver and daemon, loopback, a free port),
     started at once so that it loads while the caller prepares; stopped on leaving the
@@ -98,7 +104,7 @@ class TemporaryWebserver:
         with open(self.log, "w") as out:
             self.proc = subprocess.Popen(
                 args, cwd=WORKSPACE.parent, stdout=out, stderr=subprocess.STDOUT,
-                start_new_session=True,
+                start_new_session=True, preexec_fn=_stoppable_by_ctrl_c,
             )  # fmt: skip
 
     def wait_until_loaded(self, timeout: float = 180) -> None:
