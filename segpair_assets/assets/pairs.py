@@ -12,6 +12,7 @@ from segpair.atomic import write_text_atomic
 from segpair.pairs.cooccurrence import build_cooccurrence
 from segpair.pairs.segment_pairs import PairConfig, PairStats, build_segment_pairs
 from segpair.report import markdown_table
+from segpair_assets.metadata import table
 from segpair_assets.partitions import virus_and_version, virus_data_version_partitions
 
 
@@ -81,8 +82,13 @@ class SegmentPairsConfig(dg.Config):
     )
 
 
+def _two_columns(values: dict, key: str, value: str) -> pd.DataFrame:
+    return pd.DataFrame({key: list(values), value: list(values.values())})
+
+
 def pairs_metadata(pairs: pd.DataFrame, stats: PairStats, split_mode: str) -> dict:
     counts = pd.DataFrame(stats.counts).T.reindex(["train", "val", "test"]).dropna(how="all")
+    counts = counts.fillna(0).astype(int)
     by_schema = (
         pairs.groupby(["schema_pair", "split", "label"]).size().unstack(["label"], fill_value=0)
     )
@@ -90,11 +96,13 @@ def pairs_metadata(pairs: pd.DataFrame, stats: PairStats, split_mode: str) -> di
     preview = pairs[["split", "brc_a", "brc_b", "label", "schema_pair", "neg_type"]]
     return {
         "dagster/row_count": len(pairs),
-        "split_counts": dg.MetadataValue.md(markdown_table(counts.reset_index(names="split"))),
-        "pairs_by_schema": dg.MetadataValue.md(markdown_table(by_schema, max_rows=60)),
-        "isolates_per_split": dg.MetadataValue.json(stats.isolates_per_split),
-        "rejections": dg.MetadataValue.json(stats.rejections),
-        "shortfalls": dg.MetadataValue.json(stats.shortfalls),
+        "split_counts": table(counts.reset_index(names="split")),
+        "pairs_by_schema": table(by_schema),
+        "isolates_per_split": table(_two_columns(stats.isolates_per_split, "split", "isolates")),
+        "rejections": table(_two_columns(stats.rejections, "reason", "candidates_rejected")),
+        "shortfalls": dg.MetadataValue.md(
+            "\n".join(f"- {line}" for line in stats.shortfalls) or "none"
+        ),
         "positives_seen_in_earlier_split": stats.positives_seen_in_earlier_split,
         "positives_duplicate_in_split": stats.positives_duplicate_in_split,
         "dropped_for_sequence_disjoint": stats.dropped_for_sequence_disjoint,
@@ -114,8 +122,15 @@ def pairs_metadata(pairs: pd.DataFrame, stats: PairStats, split_mode: str) -> di
         "Train/val/test segment pairs (one Parquet, column `split`): brc_a, brc_b, label, "
         "functions, segments, hashes, isolates, schema pair, negative type and metadata "
         "match flags. Isolate-disjoint splits, co-occurrence-blocked negatives, no pair key "
-        "in two splits; optional sequence-disjoint mode. Rejections and shortfalls are "
-        "counted in the metadata."
+        "in two splits; optional sequence-disjoint mode. Metadata: split_counts and "
+        "pairs_by_schema (pairs per split and label), isolates_per_split, rejections "
+        "(candidate pairs refused, per reason: blocked_cooccur = the two sequences occur "
+        "together in some isolate, so not a true negative), shortfalls (where fewer pairs "
+        "than asked exist), positives_seen_in_earlier_split (positive pairs whose sequence "
+        "pair already stands in an earlier split: dropped, so no pair crosses splits), "
+        "positives_duplicate_in_split (the same sequence pair from two isolates of one "
+        "split, kept once), dropped_for_sequence_disjoint (proteins removed by "
+        "split_mode='sequence')."
     ),
 )
 def segment_pairs(
