@@ -15,6 +15,7 @@ from unittest import mock
 
 import pytest
 
+from segpair.registry import DEFAULT_REGISTRY_PATH
 from segpair.simulator import SimulationConfig, simulate_population, write_data_version
 from segpair_assets_tests.e2e import test_webserver_e2e
 from segpair_assets_tests.e2e.browser import (
@@ -68,7 +69,14 @@ def dev(tmp_path_factory):
     links back to it): both addresses are known before either starts."""
     tmp = tmp_path_factory.mktemp("ui_e2e")
     dagster_port, mlflow_port = _ports(2)
-    env = {"SEGPAIR_SENSOR_INTERVAL_SECONDS": "5",
+    # The registry's own preset with a shorter training budget: these tests follow the
+    # sensor's run through the UIs, not the model's quality (CI time).
+    registry = tmp / "viruses.toml"
+    registry.write_text(
+        DEFAULT_REGISTRY_PATH.read_text()
+        + "\n[bunya.run_config.pair_classifier]\nsteps = 150\nmin_steps = 75\n"
+    )
+    env = {"SEGPAIR_SENSOR_INTERVAL_SECONDS": "2", "SEGPAIR_VIRUS_REGISTRY": str(registry),
            "SEGPAIR_MLFLOW_UI_URL": f"http://127.0.0.1:{mlflow_port}",
            "SEGPAIR_DAGSTER_UI_URL": f"http://127.0.0.1:{dagster_port}"}  # fmt: skip
     # DagsterDev picks its own free port; it gets the one the links were given instead
@@ -144,7 +152,7 @@ def test_sensor_materializes_a_dropped_data_version_once(dev, bunya):
     assert (dev.data / "processed/bunya/sim_v2/segment_pairs.parquet").exists()
     assert (dev.data / "models/bunya/sim_v2/kmer_aa3/model.pt").exists()
     assert (dev.data / "models/bunya/sim_v2/kmer_aa3/isolate_summary.csv").exists()
-    time.sleep(12)  # two more sensor ticks: the folder is known now, nothing new
+    time.sleep(8)  # more sensor ticks: the folder is known now, nothing new
     assert len(_runs(dev, **{"segpair/trigger": "new_data_version_sensor"})) == 1
     assert "DeprecationWarning" not in dev.log.read_text()
 

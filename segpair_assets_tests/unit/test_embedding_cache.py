@@ -200,16 +200,16 @@ def test_kill_minus_9_loses_nothing_and_resumes(tmp_path, proteins):
         old_content, old_vectors = store.attrs["content_id"], store.load_all()
 
     resumed_total, kills = 0, 0
-    for round_ in range(4):  # three runs killed mid-way, then one left to finish
+    for round_ in range(3):  # two runs killed mid-way, then one left to finish
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, text=True)
         staged_before = len(list(paths.work_dir.rglob("chunk_*.npz")))
         deadline = time.time() + 120
         # kill once two more chunks are staged than when this round started
-        while round_ < 3 and time.time() < deadline and proc.poll() is None:
+        while round_ < 2 and time.time() < deadline and proc.poll() is None:
             if len(list(paths.work_dir.rglob("chunk_*.npz"))) >= staged_before + 3:
                 break
             time.sleep(0.05)
-        if round_ < 3 and proc.poll() is None:
+        if round_ < 2 and proc.poll() is None:
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait()
             kills += 1
@@ -225,7 +225,7 @@ def test_kill_minus_9_loses_nothing_and_resumes(tmp_path, proteins):
         break
     else:
         pytest.fail("the run never completed")
-    assert kills == 3, "a run ended before it could be killed; slow it down"
+    assert kills == 2, "a run ended before it could be killed; slow it down"
     assert resumed_total > 0  # the final run picked up the killed runs' chunks
     with EmbeddingStore(paths) as store:
         assert store.attrs["content_id"] != old_content
