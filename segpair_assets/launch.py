@@ -74,7 +74,7 @@ def wait_until_loaded(url: str, timeout: float, alive=lambda: True) -> None:
     raise LaunchError(f"no Dagster webserver with code location {LOCATION!r} at {url}")
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -95,7 +95,7 @@ class TemporaryWebserver:
         if not WORKSPACE.exists():
             raise LaunchError(f"no {WORKSPACE}: launch from a segpair checkout, or pass "
                               "--webserver URL of a running `make ui`")  # fmt: skip
-        port, self.log = _free_port(), Path(dagster_home) / "segpair_demo_dagster_dev.log"
+        port, self.log = free_port(), Path(dagster_home) / "segpair_demo_dagster_dev.log"
         self.started = time.time()
         self.url = f"http://127.0.0.1:{port}"
         dagster = str(Path(sys.executable).with_name("dagster"))
