@@ -4,7 +4,9 @@ Training is budgeted in optimizer steps, not epochs: a 100-pair set gets as many
 as a 100k-pair one (the batch is the whole set when it is smaller than `batch_size`),
 under AdamW with a one-cycle cosine learning rate. The model is evaluated on the
 validation pairs every `eval_every` steps; the best evaluation's weights are kept, and
-after `min_steps` training stops once `patience` evaluations bring no improvement.
+after `min_steps` training stops once `patience` evaluations bring no improvement. With
+`early_stopping_metric="none"` (seed 001's `null`) the whole budget runs and the final
+weights are kept; validation still picks the threshold and draws the learning curve.
 
 Two models (`TrainConfig.model`):
 - `neighbour_mlp` (default): neighbour evidence from the training pairs plus a
@@ -35,7 +37,7 @@ from segpair.training.metrics import ThresholdMetric, binary_metrics, select_thr
 from segpair.training.model import PairClassifier
 from segpair.training.neighbours import NeighbourEvidence, NeighbourPairClassifier, SlotProjection
 
-StopMetric = Literal["loss", "f1", "auc"]
+StopMetric = Literal["loss", "f1", "auc", "none"]
 ModelKind = Literal["neighbour_mlp", "interaction_mlp"]
 EvalFn = Callable[[int, dict[str, float]], None]
 
@@ -126,6 +128,9 @@ class _Progress:
 
     def update(self, step: int, row: dict, model: nn.Module) -> bool:
         """Record an evaluation; True when training should stop."""
+        if self.metric == "none":  # no selection on validation: the last weights stand
+            self.best_step, self.best_state = step, copy.deepcopy(model.state_dict())
+            return False
         score = {"loss": -row["val_loss"], "f1": row["val_f1"], "auc": row["val_auc"]}
         value = score[self.metric]
         value = -np.inf if math.isnan(value) else value

@@ -75,7 +75,11 @@ class PairClassifierConfig(dg.Config):
     patience: int = Field(
         default=_TRAIN.patience, description="evaluations without improvement before stopping"
     )
-    early_stopping_metric: Literal["loss", "f1", "auc"] = _TRAIN.early_stopping_metric
+    early_stopping_metric: Literal["loss", "f1", "auc", "none"] = Field(
+        default=_TRAIN.early_stopping_metric,
+        description="validation metric that keeps the best weights and stops early; none: "
+        "run the whole step budget and keep the final weights",
+    )
     threshold_metric: Literal["f1", "f0.5", "f2", "fixed"] = _TRAIN.threshold_metric
     projection_dim: int = Field(
         default=_TRAIN.projection_dim, ge=0,

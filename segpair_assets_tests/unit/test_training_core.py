@@ -140,6 +140,23 @@ def test_early_stopping_stops_and_restores_the_best_evaluation():
     assert r.history[-1]["step"] - r.best_step == 3 * config.eval_every
 
 
+def test_early_stopping_none_runs_the_whole_budget_and_keeps_the_last_weights():
+    """Seed 001's `early_stopping_metric: null`: the same noise that stops the run above
+    runs all its steps here, and the model scores with its final weights."""
+    rng = np.random.default_rng(0)
+    noise = lambda n: (  # noqa: E731
+        rng.normal(size=(n, 8)).astype(np.float32),
+        rng.normal(size=(n, 8)).astype(np.float32),
+        (rng.random(n) < 0.5).astype(np.float32),
+    )
+    train, val = noise(400), noise(200)
+    config = TrainConfig(model="interaction_mlp", hidden=[64], steps=300, eval_every=10,
+                         min_steps=0, patience=3, early_stopping_metric="none")  # fmt: skip
+    r = train_pair_classifier(train, val, config)
+    assert not r.stopped_early
+    assert len(r.history) == 30 and r.best_step == config.steps
+
+
 def test_baselines(toy):
     lr_scores, lr_t = logistic_regression(toy["train"], toy["val"], toy["test"], ["diff"], "f1")
     assert binary_metrics(toy["test"][2], lr_scores, lr_t)["auc_roc"] > 0.9
