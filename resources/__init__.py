@@ -4,6 +4,7 @@ from resources.embedders import ComputeDevice, Embedders, LanguageModelOptions, 
 from resources.embedding_io_manager import EmbeddingCacheIOManager
 from resources.mlflow_tracking import MlflowTracking
 from resources.parquet_io_manager import PartitionedParquetIOManager
+from resources.reproducibility import Reproducibility
 from resources.storage import SegpairStorage
 from resources.viruses import VirusRegistryResource
 
@@ -14,6 +15,7 @@ __all__ = [
     "LanguageModelOptions",
     "MlflowTracking",
     "PartitionedParquetIOManager",
+    "Reproducibility",
     "SegpairStorage",
     "VirusRegistryResource",
     "embedders_for",

@@ -10,6 +10,7 @@ from segpair.embeddings.cache import EmbeddingStore
 from segpair.embeddings.catalog import EmbedderCatalog, EmbedderSpec
 from segpair.embeddings.validation import check_cache
 from segpair.pairs.leakage import leakage_report, proteins_without_embedding
+from segpair.training.model_history import ModelHistory
 from segpair.validation import CheckOutcome, check_protein_final
 from segpair_assets.assets.pairs import segment_pairs
 from segpair_assets.assets.preprocessing import protein_final
@@ -82,7 +83,8 @@ def build_proteins_embedded_check(catalog: EmbedderCatalog) -> dg.AssetChecksDef
 
     @partitioned_asset_check(
         asset=segment_pairs,
-        additional_deps=[spec.cache_asset for spec in catalog.weight_free()],
+        # after the main job's caches (others are checked when they exist)
+        additional_deps=[spec.cache_asset for spec in catalog.in_main_job()],
         description="Every protein in a pair has a vector in each master cache of this "
         f"partition. Fails as an error when the default cache ({default}) lacks one, as a "
         "warning for other embedders (e.g. nucleotide embedders on protein-only data).",
@@ -119,7 +121,7 @@ HARD_NEGATIVE_AUC = 0.85  # same-subtype negatives: the regime a scientist cares
 
 def _verdict(storage: SegpairStorage, context, spec: EmbedderSpec) -> dict:
     virus, version = virus_and_version(context)
-    metrics = storage.model_dir(virus, version, spec.name) / "metrics.json"
+    metrics = ModelHistory(storage.model_dir(virus, version, spec.name)).resolve() / "metrics.json"
     return json.loads(metrics.read_text())["verdict"]
 
 

@@ -29,6 +29,7 @@ from segpair.data_versions import (
     latest_versions,
     scan_raw_root,
 )
+from segpair.provenance import content_fingerprint
 from segpair_assets.jobs import virus_job_name
 from segpair_assets.partitions import data_version_partitions, partition_key
 from segpair_assets.settings import Settings
@@ -39,6 +40,8 @@ IN_PROGRESS = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED,
 # or the code server marked it failed) is requested again, at most RERUN_LIMIT times.
 # Dagster tags a failure with its reason; these mean the run's process died, not its code.
 RERUN_LIMIT = 2
+# The tag that carries an observation's data version (what observable source assets write).
+DATA_VERSION_TAG = "dagster/data_version"
 DIED = {None, "UNEXPECTED_TERMINATION", "START_TIMEOUT", "RUN_WORKER_RESTART", "UNKNOWN"}
 
 
@@ -110,6 +113,31 @@ def _run_request(
     )
 
 
+def _observations(found: list[DataVersionFolder], known: set[str], seen: dict[str, str]):
+    """raw_files observations (content fingerprint as the data version) for registered
+    folders whose listing changed since the last tick; updates `seen` (key -> listing)."""
+    events = []
+    for f in found:
+        if f.version not in known or seen.get(f.key) == f.fingerprint:
+            continue
+        seen[f.key] = f.fingerprint
+        events.append(dg.AssetObservation(
+            asset_key="raw_files", partition=str(partition_key(f.virus, f.version)),
+            tags={DATA_VERSION_TAG: content_fingerprint(f.path)},
+        ))  # fmt: skip
+    return events
+
+
+def language_model_note(settings: Settings) -> str:
+    """What the refresh does with language models, for descriptions and the sensor's log."""
+    if settings.models:
+        return (f"With weights configured, the run also refreshes {sorted(settings.models)}: "
+                "cache (reusing earlier versions' vectors), classifier and scores.")  # fmt: skip
+    return ("Language-model assets are not refreshed: no weights are configured (set "
+            "SEGPAIR_ESM2_MODEL, SEGPAIR_FASTESM2_MODEL or SEGPAIR_NT_MODEL to a hub id or a "
+            "local directory).")  # fmt: skip
+
+
 def build_new_data_version_sensor(settings: Settings, virus_jobs: list) -> dg.SensorDefinition:
     viruses = settings.registry().names
 
@@ -120,8 +148,9 @@ def build_new_data_version_sensor(settings: Settings, virus_jobs: list) -> dg.Se
         default_status=dg.DefaultSensorStatus.RUNNING,
         description="Watches data/raw/{virus}/ for new data-version folders (complete: "
         "manifest.toml present, or the listing unchanged for SEGPAIR_STABLE_LISTING_SECONDS); "
-        "adds the partition and launches the virus's preset job for it. Known folders do "
-        "nothing.",
+        "adds the partition and launches the virus's preset job for it. A known folder whose "
+        "files change is observed (raw_files gets a new data version), so protein_final "
+        "shows stale in the UI; it is not re-run by itself. " + language_model_note(settings),
     )
     def new_data_version_sensor(
         context: dg.SensorEvaluationContext, storage: SegpairStorage
@@ -139,27 +168,32 @@ def build_new_data_version_sensor(settings: Settings, virus_jobs: list) -> dg.Se
                              f"{virus_job_name(f.virus)}")  # fmt: skip
         if pending:
             context.log.info(f"waiting for a stable listing: {sorted(pending)}")
+        seen = dict(state.get("observed", {}))
+        found, _skipped = scan_raw_root(storage.root / "raw", viruses)
+        observations = _observations(found, known, seen)
         state = {"requested": sorted(requested | {f.key for f in new}), "pending": pending,
-                 "reruns": reruns}  # fmt: skip
+                 "reruns": reruns, "observed": seen}  # fmt: skip
         adds = [data_version_partitions.build_add_request(to_add)] if to_add else []
         return dg.SensorResult(
             run_requests=[_run_request(f) for f in new]
             + [_run_request(f, reruns[f.key], run) for f, run in again],
             dynamic_partitions_requests=adds,
+            asset_events=observations,
             cursor=json.dumps(state),
         )
 
     return new_data_version_sensor
 
 
-def build_weekly_refresh(virus: str, job) -> dg.ScheduleDefinition:
+def build_weekly_refresh(virus: str, job, settings: Settings) -> dg.ScheduleDefinition:
     @dg.schedule(
         name=f"weekly_refresh_{virus}",
         cron_schedule="0 3 * * 1",
         job=job,
         default_status=dg.DefaultScheduleStatus.STOPPED,
         description=f"Mondays 03:00: re-run the newest registered data version of {virus} with "
-        "its preset job (off until turned on in the UI; cached embeddings make it cheap).",
+        "its preset job (off until turned on in the UI; cached embeddings make it cheap). "
+        + language_model_note(settings),
     )
     def _weekly(context: dg.ScheduleEvaluationContext, storage: SegpairStorage):
         found, _skipped = scan_raw_root(storage.root / "raw", [virus])
@@ -177,6 +211,7 @@ def build_weekly_refresh(virus: str, job) -> dg.ScheduleDefinition:
     return _weekly
 
 
-def build_weekly_refresh_schedules(viruses: list[str], virus_jobs: list) -> list:
+def build_weekly_refresh_schedules(settings: Settings, virus_jobs: list) -> list:
     job_of = {job.name: job for job in virus_jobs}
-    return [build_weekly_refresh(v, job_of[virus_job_name(v)]) for v in viruses]
+    viruses = settings.registry().names
+    return [build_weekly_refresh(v, job_of[virus_job_name(v)], settings) for v in viruses]

@@ -16,6 +16,11 @@ segpair score -m model.pt -i IN  score protein pairs with a trained model: every
 segpair evaluate -m model.pt -i IN
                                  build labelled pairs from IN (other genomes) by the
                                  training rules; AUC of the model and its baselines
+segpair neighbours -v V -d D --protein ID | --fasta FILE
+                                 the nearest proteins in V x D's vector table (-e
+                                 embedder, -k 10), with isolates; --partner NA
+segpair export -v V -d D -e E    write the E embeddings of V x D for other tools
+                                 (--format pt|parquet|npz), from the cache
 """
 
 from __future__ import annotations
@@ -26,6 +31,9 @@ import sys
 from pathlib import Path
 
 from segpair.simulator import SimulationConfig, simulate_population, write_data_version
+from segpair_assets.export_command import add_export_command, run_export
+from segpair_assets.models_command import add_models_command, run_models
+from segpair_assets.neighbours_command import add_neighbours_command, run_neighbours
 from segpair_assets.settings import Settings
 
 
@@ -233,9 +241,12 @@ def _score(args, registry) -> int:
         read_pair_list,
     )
     from segpair.training.checkpoint import CheckpointMismatchError
+    from segpair.training.model_history import resolve_checkpoint
 
     try:
-        scorer = PairScorer.from_checkpoint(args.model, args.weights, args.device)
+        scorer = PairScorer.from_checkpoint(
+            resolve_checkpoint(args.model, args.run), args.weights, args.device
+        )
         virus = registry.get(scorer.virus_name(args.virus))
         proteins, report, reader = read_model_proteins(
             args.input, virus, [registry.get(v) for v in registry.names], args.metadata
@@ -250,16 +261,16 @@ def _score(args, registry) -> int:
                 bar.total = total
                 bar.update(done - bar.n)
 
-            scores = scorer.score_proteins(
-                proteins,
-                virus,
-                wanted,
-                str(args.pairs),
-                not args.all_function_pairs,
-                progress,
-                str(args.input),
-            )
-    except (InputDataError, CheckpointMismatchError, FileNotFoundError, KeyError) as err:
+            scores = scorer.score_proteins(proteins, virus, wanted, str(args.pairs),
+                                           not args.all_function_pairs, progress,
+                                           str(args.input))  # fmt: skip
+    except (
+        InputDataError,
+        CheckpointMismatchError,
+        FileNotFoundError,
+        KeyError,
+        ValueError,
+    ) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     _write_table(scores, args.out)
@@ -294,16 +305,25 @@ def _evaluate(args, registry) -> int:
     from segpair.evaluation import evaluate_proteins
     from segpair.scoring import PairScorer, read_model_proteins
     from segpair.training.checkpoint import CheckpointMismatchError
+    from segpair.training.model_history import resolve_checkpoint
 
     try:
-        scorer = PairScorer.from_checkpoint(args.model, args.weights, args.device)
+        scorer = PairScorer.from_checkpoint(
+            resolve_checkpoint(args.model, args.run), args.weights, args.device
+        )
         virus = registry.get(scorer.virus_name(args.virus))
         proteins, _report, reader = read_model_proteins(
             args.input, virus, [registry.get(v) for v in registry.names], args.metadata
         )
         report = evaluate_proteins(scorer, proteins, virus, args.hard_negative_share, args.seed,
                                    str(args.input))  # fmt: skip
-    except (InputDataError, CheckpointMismatchError, FileNotFoundError, KeyError) as err:
+    except (
+        InputDataError,
+        CheckpointMismatchError,
+        FileNotFoundError,
+        KeyError,
+        ValueError,
+    ) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(f"{len(proteins)} proteins of {proteins['assembly_id'].nunique()} isolates read by "
@@ -321,7 +341,12 @@ def _evaluate(args, registry) -> int:
 
 def _model_and_input(p: argparse.ArgumentParser) -> None:
     """The arguments `score` and `evaluate` share: a checkpoint and proteins to read."""
-    p.add_argument("-m", "--model", required=True, type=Path, help="checkpoint model.pt")
+    p.add_argument(
+        "-m", "--model", required=True, type=Path,
+        help="a model.pt, a run folder, or data/models/{virus}/{version}/{embedder} (its latest "
+        "run; `segpair models` lists them)",
+    )  # fmt: skip
+    p.add_argument("--run", help="with a model folder: this run instead of the latest")
     p.add_argument(
         "-i", "--input", required=True, type=Path,
         help="proteins: a data-version folder, a FASTA file or a table (.tsv/.csv/.parquet)",
@@ -349,11 +374,12 @@ def _add_pipeline_commands(sub, registry) -> None:
     mat.add_argument(
         "--job",
         default="segpair_main_job",
-        choices=["segpair_main_job", "segpair_language_model_job"]
+        choices=["segpair_main_job", "segpair_language_model_job", "segpair_opt_in_job"]
         + [virus_job_name(v) for v in registry.names],
         help="segpair_language_model_job builds the ESM-2 / FastESM2 / Nucleotide Transformer "
-        "caches (needs their weights: SEGPAIR_ESM2_MODEL etc.); segpair_{virus}_job runs the "
-        "main job with the virus's preset, as the data-version sensor does",
+        "caches (needs their weights: SEGPAIR_ESM2_MODEL etc.); segpair_opt_in_job the "
+        "weight-free embedders kept out of the main job (kmer_nt6_aa3); segpair_{virus}_job "
+        "runs the main job with the virus's preset, as the data-version sensor does",
     )
     mat.add_argument(
         "--assets", nargs="+", metavar="ASSET", help="only these assets of the job (and checks)"
@@ -443,7 +469,16 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     _add_pipeline_commands(sub, registry)
     _add_model_commands(sub)
+    add_neighbours_command(sub, registry)
+    add_models_command(sub)
+    add_export_command(sub, registry)
     args = parser.parse_args(argv)
+    if args.command == "neighbours":
+        return run_neighbours(args)
+    if args.command == "export":
+        return run_export(args)
+    if args.command == "models":
+        return run_models(args)
     if args.command == "score":
         return _score(args, registry)
     if args.command == "evaluate":

@@ -24,6 +24,7 @@ from resources import (
     EmbeddingCacheIOManager,
     MlflowTracking,
     PartitionedParquetIOManager,
+    Reproducibility,
     SegpairStorage,
     VirusRegistryResource,
     embedders_for,
@@ -37,38 +38,56 @@ from segpair_assets.asset_checks import (
     protein_final_is_valid,
     segment_pairs_leakage_free,
 )
+from segpair_assets.assets.analysis import build_map_assets, segment_conservation
 from segpair_assets.assets.diagnostics import build_diagnostics_assets
 from segpair_assets.assets.embeddings import SHARD_IO_MANAGER, build_embedding_assets
 from segpair_assets.assets.evaluation import build_evaluation_assets
 from segpair_assets.assets.pairs import cooccurrence_sets, segment_pairs
-from segpair_assets.assets.per_embedder import NEEDS_WEIGHTS_TAG
+from segpair_assets.assets.per_embedder import NEEDS_WEIGHTS_TAG, OPT_IN_TAG
 from segpair_assets.assets.preprocessing import protein_final
+from segpair_assets.assets.raw_files import raw_files
 from segpair_assets.assets.scoring import build_scoring_assets
 from segpair_assets.assets.training import build_training_assets
+from segpair_assets.assets.vectors import build_vector_table_assets
 from segpair_assets.automation import build_new_data_version_sensor, build_weekly_refresh_schedules
+from segpair_assets.code_versions import with_code_versions
 from segpair_assets.executors import executor_for
-from segpair_assets.jobs import build_virus_jobs, segpair_language_model_job, segpair_main_job
+from segpair_assets.jobs import (
+    build_virus_jobs,
+    segpair_language_model_job,
+    segpair_main_job,
+    segpair_opt_in_job,
+)
 from segpair_assets.settings import MLFLOW_URI_ENV, Settings
 
 
 def _follow_upstream(spec: dg.AssetSpec) -> dg.AssetSpec:
     """Eager automation for what runs anywhere: downstream follows a new upstream
-    materialization. protein_final is left to the data-version sensor (it reads files)."""
-    if spec.key == dg.AssetKey("protein_final") or spec.tags.get(NEEDS_WEIGHTS_TAG) == "true":
+    materialization. protein_final is left to the data-version sensor (it reads files); an
+    opt-in embedder runs only when asked for."""
+    if (
+        spec.key == dg.AssetKey("protein_final")
+        or spec.tags.get(NEEDS_WEIGHTS_TAG) == "true"
+        or spec.tags.get(OPT_IN_TAG) == "true"
+    ):
         return spec
     return spec.replace_attributes(automation_condition=dg.AutomationCondition.eager())
 
 
 def build_assets(catalog: EmbedderCatalog) -> list:
     return [
+        raw_files,
         protein_final,
         *build_embedding_assets(catalog),
         cooccurrence_sets,
         segment_pairs,
         *build_training_assets(catalog),
         *build_diagnostics_assets(catalog),
+        *build_map_assets(catalog),
+        segment_conservation,
         *build_scoring_assets(catalog),
         *build_evaluation_assets(catalog),
+        *build_vector_table_assets(catalog),
     ]
 
 
@@ -83,6 +102,7 @@ def build_resources(settings: Settings, root: str, catalog: EmbedderCatalog = CA
         # every worker of a cluster shares anyway (the caches live there).
         SHARD_IO_MANAGER: dg.FilesystemIOManager(base_dir=str(Path(root) / "step_outputs")),
         "compute_device": ComputeDevice(),
+        "reproducibility": Reproducibility(master_seed=settings.master_seed),
         "embedders": embedders_for(dict(settings.models), catalog),
         "mlflow_tracking": MlflowTracking(
             tracking_uri=tracking_uri or default_tracking_uri(root),
@@ -102,10 +122,10 @@ def build_definitions(
     """The code location. Unset arguments come from `settings` (default: the environment)."""
     settings = settings or Settings.from_environment(catalog=catalog)
     root = data_root or settings.data_root
-    assets = build_assets(catalog)
+    assets = with_code_versions(build_assets(catalog), catalog)
     if settings.eager_automation if eager_automation is None else eager_automation:
         assets = dg.map_asset_specs(_follow_upstream, assets)
-    virus_jobs = build_virus_jobs(settings.registry(), catalog)
+    virus_jobs = build_virus_jobs(settings.registry(), catalog, sorted(settings.models))
     return dg.Definitions(
         assets=assets,
         asset_checks=[
@@ -115,10 +135,10 @@ def build_definitions(
             build_proteins_embedded_check(catalog),
             *build_classifier_checks_for(catalog),
         ],
-        jobs=[segpair_main_job, segpair_language_model_job, *virus_jobs],
+        jobs=[segpair_main_job, segpair_language_model_job, segpair_opt_in_job, *virus_jobs],
         executor=executor_for(settings),
         sensors=[build_new_data_version_sensor(settings, virus_jobs)],
-        schedules=build_weekly_refresh_schedules(settings.registry().names, virus_jobs),
+        schedules=build_weekly_refresh_schedules(settings, virus_jobs),
         resources=build_resources(settings, root, catalog),
     )
 

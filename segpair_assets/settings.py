@@ -15,6 +15,7 @@ the partitions use; tests build `Settings(...)` directly. The variables:
 | SEGPAIR_STABLE_LISTING_SECONDS | 120 | quiet time before a folder without manifest counts |
 | SEGPAIR_SENSOR_INTERVAL_SECONDS | 60 | how often the data-version sensor looks |
 | SEGPAIR_EAGER_AUTOMATION | off | weight-free assets follow upstream materializations |
+| SEGPAIR_MASTER_SEED | 42 | seed every process seed derives from (unless its config sets one) |
 | SEGPAIR_ESM2_MODEL, SEGPAIR_FASTESM2_MODEL, SEGPAIR_NT_MODEL | the catalog's hub ids | weights |
 | DAGSTER_HOME (Dagster's) | none | where `segpair materialize` keeps its runs |
 """
@@ -29,6 +30,7 @@ from pathlib import Path
 
 from resources.ui_links import DEFAULT_DAGSTER_UI_URL, DEFAULT_MLFLOW_UI_URL
 from segpair.embeddings.catalog import CATALOG, EmbedderCatalog
+from segpair.provenance import DEFAULT_MASTER_SEED
 from segpair.registry import VirusRegistry, load_registry
 
 MLFLOW_URI_ENV = "SEGPAIR_MLFLOW_TRACKING_URI"
@@ -50,6 +52,7 @@ class Settings:
     stable_listing_seconds: float = 120.0
     sensor_interval_seconds: int = 60
     eager_automation: bool = False
+    master_seed: int = DEFAULT_MASTER_SEED
     # language-model embedder name -> hub id or local directory, from its model_env_var
     models: Mapping[str, str] = field(default_factory=dict)
     # Dagster's own variable: where the CLI's runs are kept
@@ -77,6 +80,7 @@ class Settings:
                 env.get("SEGPAIR_SENSOR_INTERVAL_SECONDS", defaults.sensor_interval_seconds)
             ),
             eager_automation=env.get("SEGPAIR_EAGER_AUTOMATION", "").lower() in _TRUE,
+            master_seed=int(env.get("SEGPAIR_MASTER_SEED", defaults.master_seed)),
             models={
                 spec.name: env[spec.model_env_var]
                 for spec in catalog.language_models()

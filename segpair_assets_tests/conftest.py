@@ -99,6 +99,7 @@ def trained(tmp_path_factory):
     shared by the pairs, training, scoring and MLflow tests; then the classifier retrained with a
     second config (HA-NA only): (data_root, first result, second result, definitions).
     The first run's kmer_aa3 model is kept as data_root/main_job_model_kmer_aa3.pt."""
+    from segpair.training.model_history import ModelHistory
     from segpair_assets.definitions import build_definitions
     from segpair_assets.partitions import DATA_VERSION_PARTITIONS_NAME, partition_key
 
@@ -113,9 +114,9 @@ def trained(tmp_path_factory):
         first = defs.resolve_job_def("segpair_main_job").execute_in_process(
             instance=instance, partition_key=key, run_config=hard
         )
-        # keep the main job's model: the second config below replaces the partition's model.pt
+        # the main job's model, at a fixed path (the second config below becomes the latest)
         model_dir = data_root / "models" / "flu_a" / "simulated_v1" / "kmer_aa3"
-        shutil.copy(model_dir / "model.pt", data_root / "main_job_model_kmer_aa3.pt")
+        shutil.copy(ModelHistory(model_dir).checkpoint(), data_root / "main_job_model_kmer_aa3.pt")
         config = {"hidden": [32], "slot_transform": "l2", "interactions": ["diff", "prod"],
                   "schema_pairs": [["HA", "NA"]], "steps": 200}  # fmt: skip
         second = defs.resolve_job_def("segpair_main_job").execute_in_process(

@@ -7,6 +7,7 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
+from resources.reproducibility import Reproducibility
 from resources.storage import SegpairStorage
 from resources.viruses import VirusRegistryResource
 from segpair.atomic import atomic_path, write_text_atomic
@@ -15,9 +16,11 @@ from segpair.embeddings.catalog import EmbedderSpec
 from segpair.evaluation import EvaluationReport, evaluate_model, labelled_pairs
 from segpair.report import markdown_table
 from segpair.training.checkpoint import load_checkpoint
-from segpair_assets.assets.per_embedder import needs_weights_tags, stage_group, weights_note
+from segpair.training.model_history import ModelHistory
+from segpair_assets.assets.per_embedder import job_tags, stage_group, weights_note
 from segpair_assets.metadata import table
 from segpair_assets.partitions import virus_and_version, virus_data_version_partitions
+from segpair_assets.provenance import record_provenance
 
 
 class CrossVersionEvaluationConfig(dg.Config):
@@ -27,15 +30,22 @@ class CrossVersionEvaluationConfig(dg.Config):
         "newest other data version of this virus with a model of this embedder.",
     )
     hard_negative_share: float = Field(default=0.5, ge=0, le=1)
-    seed: int = 42
+    seed: int | None = Field(
+        default=None,
+        description="Seed of the labelled pairs' negative draws; unset: derived from the "
+        "reproducibility resource's master_seed (process 'evaluation').",
+    )
 
 
 def model_to_evaluate(storage: SegpairStorage, virus: str, version: str, embedder: str, wanted):
-    """The checkpoint of `wanted` (or of the newest other data version), else None."""
+    """The latest checkpoint of `wanted` (or of the newest other data version), else None."""
     if wanted:
-        return storage.model_dir(virus, wanted, embedder) / "model.pt"
-    found = [p / embedder / "model.pt" for p in (storage.root / "models" / virus).glob("*")
-             if p.name != version and (p / embedder / "model.pt").exists()]  # fmt: skip
+        return ModelHistory(storage.model_dir(virus, wanted, embedder)).checkpoint()
+    found = []
+    for folder in (storage.root / "models" / virus).glob(f"*/{embedder}"):
+        name = ModelHistory(folder).latest_name()
+        if folder.parent.name != version and name is not None:
+            found.append(ModelHistory(folder).checkpoint(name))
     return max(found, key=lambda p: p.stat().st_mtime) if found else None
 
 
@@ -57,7 +67,7 @@ def build_evaluation_asset(spec: EmbedderSpec) -> dg.AssetsDefinition:
         name=spec.evaluation_asset, partitions_def=virus_data_version_partitions,
         ins={"protein_final": dg.AssetIn("protein_final"),
              "embeddings": dg.AssetIn(spec.cache_asset)},
-        group_name=stage_group(spec, spec.evaluation_asset), tags=needs_weights_tags(spec),
+        group_name=stage_group(spec, spec.evaluation_asset), tags=job_tags(spec),
         kinds={"pytorch", "pandas"},
         description=weights_note(spec) + (
             f"The {spec.name} model of ANOTHER data version (config `model_data_version`, "
@@ -70,10 +80,12 @@ def build_evaluation_asset(spec: EmbedderSpec) -> dg.AssetsDefinition:
     )  # fmt: skip
     def _evaluate(
         context: dg.AssetExecutionContext, config: CrossVersionEvaluationConfig,
-        storage: SegpairStorage, viruses: VirusRegistryResource, protein_final: pd.DataFrame,
-        embeddings: EmbeddingStore,
+        storage: SegpairStorage, viruses: VirusRegistryResource,
+        reproducibility: Reproducibility, protein_final: pd.DataFrame, embeddings: EmbeddingStore,
     ) -> dg.MaterializeResult:  # fmt: skip
         virus, version = virus_and_version(context)
+        seed = reproducibility.seed("evaluation", config.seed)
+        record_provenance(context, storage, reproducibility, config, {"evaluation": seed})
         path = model_to_evaluate(storage, virus, version, spec.name, config.model_data_version)
         if path is None:
             why = f"no {spec.name} model of another {virus} data version to evaluate"
@@ -82,7 +94,7 @@ def build_evaluation_asset(spec: EmbedderSpec) -> dg.AssetsDefinition:
         with embeddings:
             model, meta = load_checkpoint(path, embeddings.signature, embeddings.dim)
             pairs = labelled_pairs(protein_final, viruses.get(virus), meta.get("schema_pairs"),
-                                   config.hard_negative_share, config.seed)  # fmt: skip
+                                   config.hard_negative_share, seed)  # fmt: skip
             have = set(embeddings.index["brc_fea_id"])
             ids = sorted((set(pairs["brc_a"]) | set(pairs["brc_b"])) & have)
             report = evaluate_model(model, meta, pairs, embeddings.gather(ids),

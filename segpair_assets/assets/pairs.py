@@ -6,6 +6,7 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
+from resources.reproducibility import Reproducibility
 from resources.storage import SegpairStorage
 from resources.viruses import VirusRegistryResource
 from segpair.atomic import write_text_atomic
@@ -14,6 +15,7 @@ from segpair.pairs.segment_pairs import PairConfig, PairStats, build_segment_pai
 from segpair.report import markdown_table
 from segpair_assets.metadata import table
 from segpair_assets.partitions import virus_and_version, virus_data_version_partitions
+from segpair_assets.provenance import record_provenance
 
 
 @dg.asset(
@@ -27,7 +29,13 @@ from segpair_assets.partitions import virus_and_version, virus_data_version_part
         "could be a positive, so it is never used as a negative."
     ),
 )
-def cooccurrence_sets(protein_final: pd.DataFrame) -> dg.Output[pd.DataFrame]:
+def cooccurrence_sets(
+    context: dg.AssetExecutionContext,
+    storage: SegpairStorage,
+    reproducibility: Reproducibility,
+    protein_final: pd.DataFrame,
+) -> dg.Output[pd.DataFrame]:
+    record_provenance(context, storage, reproducibility)
     table, stats = build_cooccurrence(protein_final)
     spread = table["n_isolates"].value_counts().sort_index()
     spread = spread.rename_axis("isolates").reset_index(name="pairs")
@@ -75,7 +83,11 @@ class SegmentPairsConfig(dg.Config):
     train_ratio: float = _PAIRS.train_ratio
     val_ratio: float = _PAIRS.val_ratio
     test_ratio: float = _PAIRS.test_ratio
-    seed: int = _PAIRS.seed
+    seed: int | None = Field(
+        default=None,
+        description="Seed of the split and negative draws; unset: derived from the "
+        "reproducibility resource's master_seed (process 'dataset').",
+    )
     max_isolates_to_process: int | None = Field(
         default=_PAIRS.max_isolates_to_process,
         description="Sample this many isolates (seeded); the list is written.",
@@ -138,12 +150,16 @@ def segment_pairs(
     config: SegmentPairsConfig,
     storage: SegpairStorage,
     viruses: VirusRegistryResource,
+    reproducibility: Reproducibility,
     protein_final: pd.DataFrame,
     cooccurrence_sets: pd.DataFrame,
 ) -> dg.Output[pd.DataFrame]:
     virus_name, version = virus_and_version(context)
+    seed = reproducibility.seed("dataset", config.seed)
+    record_provenance(context, storage, reproducibility, config, {"dataset": seed})
+    pair_config = PairConfig(**{**config.model_dump(), "seed": seed})
     pairs, stats, sampled = build_segment_pairs(
-        protein_final, cooccurrence_sets, viruses.get(virus_name), PairConfig(**config.model_dump())
+        protein_final, cooccurrence_sets, viruses.get(virus_name), pair_config
     )
     pairs["split_mode"] = config.split_mode
     for line in stats.shortfalls:

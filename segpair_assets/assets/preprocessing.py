@@ -1,11 +1,13 @@
 """Stage 1: raw records of a data version -> the cleaned `protein_final` table."""
 
+import hashlib
 from typing import Literal
 
 import dagster as dg
 import pandas as pd
 from pydantic import Field
 
+from resources.reproducibility import Reproducibility
 from resources.storage import SegpairStorage
 from resources.viruses import VirusRegistryResource
 from segpair.cleaning import PROTEIN_FINAL_COLUMNS, CleaningConfig, build_protein_final
@@ -13,7 +15,9 @@ from segpair.errors import InputDataError
 from segpair.readers import read_data_version
 from segpair.report import markdown_table, protein_length_summary
 from segpair.simulator import SIMULATED_LABEL, ensure_demo_data_version
+from segpair_assets.assets.raw_files import raw_files
 from segpair_assets.partitions import virus_and_version, virus_data_version_partitions
+from segpair_assets.provenance import record_provenance
 
 COLUMN_DOCS = {
     "brc_fea_id": "stable protein id (BV-BRC feature id, or accession:protein)",
@@ -127,6 +131,7 @@ def protein_final_metadata(df, report, result, manifest, reason: str, origin: st
 
 @dg.asset(
     partitions_def=virus_data_version_partitions,
+    deps=[raw_files],
     io_manager_key="parquet_io_manager",
     group_name="preprocessing",
     kinds={"pandas", "parquet"},
@@ -144,12 +149,14 @@ def protein_final(
     config: ProteinFinalConfig,
     storage: SegpairStorage,
     viruses: VirusRegistryResource,
+    reproducibility: Reproducibility,
 ) -> dg.Output[pd.DataFrame]:
     virus_name, data_version = virus_and_version(context)
     virus = viruses.get(virus_name)
     folder = storage.raw_dir(virus_name, data_version)
     if ensure_demo_data_version(folder, virus, data_version):
         context.log.info(f"wrote the {SIMULATED_LABEL} demo data version to {folder}")
+    prov = record_provenance(context, storage, reproducibility, config)
 
     result, manifest, reason = read_data_version(folder, virus, config.min_orf_fraction)
     context.log.info(
@@ -172,17 +179,27 @@ def protein_final(
 
     origin = SIMULATED_LABEL if manifest.origin == "simulated" else "real"
     metadata = protein_final_metadata(df, report, result, manifest, reason, origin)
-    # The policies that decided what was dropped, beside the counts in issue_counts.
-    metadata["cleaning_policies"] = dg.MetadataValue.json(
-        {**config.model_dump(), "unmatched_accessions": manifest.fasta.unmatched_accessions}
-        if manifest.format == "fasta"
-        else config.model_dump()
+    metadata.update(policy_metadata(config, manifest, report))
+    context.log.info(
+        f"protein_final: {len(df)} proteins, {metadata['isolates']} isolates ({origin})"
     )
+    version = content_version(prov.data_fingerprint, prov.config_hash)
+    return dg.Output(df, metadata=metadata, data_version=version)
+
+
+def content_version(*parts: str) -> dg.DataVersion:
+    """A data version from content identifiers: equal inputs, equal version."""
+    return dg.DataVersion(hashlib.sha256("|".join(parts).encode()).hexdigest()[:16])
+
+
+def policy_metadata(config: ProteinFinalConfig, manifest, report) -> dict:
+    """The policies that decided what was dropped, beside the counts in issue_counts."""
+    policies = config.model_dump()
+    if manifest.format == "fasta":
+        policies["unmatched_accessions"] = manifest.fasta.unmatched_accessions
+    metadata = {"cleaning_policies": dg.MetadataValue.json(policies)}
     if report.issues.counts:
         metadata["issue_examples"] = dg.MetadataValue.md(
             "\n".join(f"- {line}" for line in report.issues.summary_lines())
         )
-    context.log.info(
-        f"protein_final: {len(df)} proteins, {metadata['isolates']} isolates ({origin})"
-    )
-    return dg.Output(df, metadata=metadata)
+    return metadata

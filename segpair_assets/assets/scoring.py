@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
+from resources.reproducibility import Reproducibility
 from resources.storage import SegpairStorage
 from resources.viruses import VirusRegistryResource
 from segpair.embeddings.cache import EmbeddingStore
@@ -25,9 +26,11 @@ from segpair.scoring import (
     write_scoring_outputs,
 )
 from segpair.training.checkpoint import load_checkpoint
+from segpair.training.model_history import CHECKPOINT, ModelHistory
 from segpair_assets.assets.per_embedder import model_stage_asset
 from segpair_assets.metadata import table
 from segpair_assets.partitions import virus_and_version
+from segpair_assets.provenance import record_provenance
 
 
 class IsolatePairScoresConfig(dg.Config):
@@ -35,6 +38,12 @@ class IsolatePairScoresConfig(dg.Config):
         default=None,
         description="model.pt to score with; unset: this partition's pair_classifier model "
         "(a model of another data version works if its embedder signature matches).",
+    )
+    model_run: str | None = Field(
+        default=None,
+        description="Which of this partition's training runs to score with (a folder name "
+        "under data/models/{virus}/{version}/{embedder}/runs/, listed by `segpair models`); "
+        "unset: the latest.",
     )
     only_training_schema: bool = Field(
         default=True,
@@ -65,6 +74,13 @@ def scores_metadata(scores, summary, groups, png, threshold, model_path, model_v
     }  # fmt: skip
 
 
+def model_to_score(storage: SegpairStorage, virus, version, embedder, config) -> Path:
+    if config.checkpoint:
+        return Path(config.checkpoint)
+    return ModelHistory(storage.model_dir(virus, version, embedder)).resolve(
+        config.model_run) / CHECKPOINT  # fmt: skip
+
+
 def build_scoring_asset(spec: EmbedderSpec) -> dg.AssetsDefinition:
     @model_stage_asset(
         spec,
@@ -86,12 +102,14 @@ def build_scoring_asset(spec: EmbedderSpec) -> dg.AssetsDefinition:
     )
     def _score(
         context: dg.AssetExecutionContext, config: IsolatePairScoresConfig,
-        storage: SegpairStorage, viruses: VirusRegistryResource, protein_final: pd.DataFrame,
+        storage: SegpairStorage, viruses: VirusRegistryResource,
+        reproducibility: Reproducibility, protein_final: pd.DataFrame,
         segment_pairs: pd.DataFrame, embeddings: EmbeddingStore,
     ) -> dg.Output[pd.DataFrame]:  # fmt: skip
         virus, version = virus_and_version(context)
-        out_dir = storage.model_dir(virus, version, spec.name)
-        path = Path(config.checkpoint) if config.checkpoint else out_dir / "model.pt"
+        record_provenance(context, storage, reproducibility, config)
+        path = model_to_score(storage, virus, version, spec.name, config)
+        out_dir = path.parent  # the run's folder: scores belong with the model that made them
         with embeddings:
             # The cache's vectors are the ones the model must see: refuse another signature.
             model, meta = load_checkpoint(path, embeddings.signature, embeddings.dim)

@@ -9,6 +9,7 @@ from pydantic import Field
 
 from resources.embedders import ComputeDevice
 from resources.mlflow_tracking import DagsterOrigin, MlflowTracking, RunsTable, TrackedRun
+from resources.reproducibility import Reproducibility
 from resources.storage import SegpairStorage
 from resources.viruses import VirusRegistryResource
 from segpair.embeddings.cache import EmbeddingStore
@@ -25,11 +26,14 @@ from segpair.training.artifacts import (
 )
 from segpair.training.evaluate import MODEL
 from segpair.training.features import validate_interactions
+from segpair.training.model_history import ModelHistory
+from segpair.training.model_history import run_name as model_run_name
 from segpair.training.pipeline import TrainingOutcome, run_training
 from segpair.training.train import TrainConfig
 from segpair_assets.assets.per_embedder import model_stage_asset
 from segpair_assets.metadata import images, rounded, table
 from segpair_assets.partitions import virus_and_version
+from segpair_assets.provenance import record_provenance
 
 _TRAIN = TrainConfig()  # the core's defaults are the launchpad's
 BASELINES = ("1nn", "knn", "logreg", "gbt")
@@ -90,7 +94,11 @@ class PairClassifierConfig(dg.Config):
         default=_TRAIN.bank_max_pairs, gt=0,
         description="neighbour_mlp: training pairs kept as evidence (a seeded sample beyond)",
     )  # fmt: skip
-    seed: int = _TRAIN.seed
+    seed: int | None = Field(
+        default=None,
+        description="Seed of initialisation, batches and baselines; unset: derived from the "
+        "reproducibility resource's master_seed (process 'training').",
+    )
     memory_budget_gb: float = Field(
         default=8.0,
         gt=0,
@@ -108,11 +116,12 @@ class PairClassifierConfig(dg.Config):
 PIPELINE_ONLY = {"schema_pairs", "interactions", "memory_budget_gb", "baseline_max_train_pairs"}
 
 
-def train_config(config: PairClassifierConfig, device: str) -> TrainConfig:
+def train_config(config: PairClassifierConfig, device: str, seed: int) -> TrainConfig:
     return TrainConfig(
-        **config.model_dump(exclude=PIPELINE_ONLY),
+        **config.model_dump(exclude=PIPELINE_ONLY | {"seed"}),
         interactions=validate_interactions(list(config.interactions)),
         device=device,
+        seed=seed,
     )
 
 
@@ -183,6 +192,14 @@ def checkpoint_meta(spec, config, embeddings: EmbeddingStore, outcome, schema, r
     }  # fmt: skip
 
 
+def log_outcome(context: dg.AssetExecutionContext, run: TrackedRun, outcome, device: str):
+    where = "gathered in memory" if outcome.embeddings_in_memory else "streamed from HDF5"
+    context.log.info(f"{outcome.sizes['n_train']} training pairs on {device}, {where}")
+    run.log_params({**outcome.sizes, "embeddings_in_memory": outcome.embeddings_in_memory})
+    run.log_metrics(tracked_metrics(outcome))
+    run.set_tags({k: significant(v) for k, v in outcome.learning.items()})
+
+
 def log_verdict(context: dg.AssetExecutionContext, outcome: TrainingOutcome, run: TrackedRun):
     """Warnings in the run's log when the model did not learn or a baseline is as good."""
     if not outcome.learning["beats_majority"] or not outcome.learning["initial_loss_near_ln2"]:
@@ -229,62 +246,72 @@ def classifier_metadata(
     }  # fmt: skip
 
 
+def classifier_description(spec: EmbedderSpec) -> str:
+    return (
+        f"Pair classifier on frozen {spec.name} embeddings (default neighbour_mlp: evidence "
+        "from the nearest training pairs plus a projected view of the pair, into an MLP), "
+        "trained for a budget of optimizer steps with early stopping, threshold chosen on "
+        "val. The metadata opens with the verdict (`summary`): the model against its best "
+        "baseline (logistic regression, 1-NN, k-NN, gradient-boosted trees, fitted on the "
+        "same pairs) with a paired-bootstrap CI, the worst stratum and the confusion "
+        "counts; then links to the MLflow run and experiment, the plots, and test metrics "
+        "overall, per schema pair, by metadata match and by whether the sequences were "
+        "seen in training (every key: README, 'What the classifier's metadata holds'). "
+        "Trains on the compute_device resource's device. Checkpoint, metrics and plots in "
+        f"data/models/{{virus}}/{{data_version}}/{spec.name}/runs/{{schema}}-{{config "
+        "hash}}/, one folder per training configuration (latest.json names the newest; "
+        "earlier ones stay); one MLflow run per materialization, with the model logged "
+        "as an MLflow (pyfunc) model and the provenance as tags."
+    )
+
+
 def build_training_asset(spec: EmbedderSpec) -> dg.AssetsDefinition:
     @model_stage_asset(
         spec, name=spec.classifier_asset, kinds={"pytorch", "mlflow"},
-        description=(
-            f"Pair classifier on frozen {spec.name} embeddings (default neighbour_mlp: evidence "
-            "from the nearest training pairs plus a projected view of the pair, into an MLP), "
-            "trained for a budget of optimizer steps with early stopping, threshold chosen on "
-            "val. The metadata opens with the verdict (`summary`): the model against its best "
-            "baseline (logistic regression, 1-NN, k-NN, gradient-boosted trees, fitted on the "
-            "same pairs) with a paired-bootstrap CI, the worst stratum and the confusion "
-            "counts; then links to the MLflow run and experiment, the plots, and test metrics "
-            "overall, per schema pair, by metadata match and by whether the sequences were "
-            "seen in training (every key: README, 'What the classifier's metadata holds'). "
-            "Trains on the compute_device resource's device. Checkpoint, metrics and plots in "
-            f"data/models/{{virus}}/{{data_version}}/{spec.name}/; one MLflow run per "
-            "materialization, with the model logged as an MLflow (pyfunc) model."
-        ),
+        description=classifier_description(spec),
     )  # fmt: skip
     def _train(
         context: dg.AssetExecutionContext, config: PairClassifierConfig, storage: SegpairStorage,
         viruses: VirusRegistryResource, compute_device: ComputeDevice,
-        mlflow_tracking: MlflowTracking, segment_pairs: pd.DataFrame, embeddings: EmbeddingStore,
+        mlflow_tracking: MlflowTracking, reproducibility: Reproducibility,
+        segment_pairs: pd.DataFrame, embeddings: EmbeddingStore,
     ) -> dg.MaterializeResult:  # fmt: skip
         virus, version = virus_and_version(context)
         schema = schema_to_train(context, config.schema_pairs, viruses.get(virus), segment_pairs)
         label = schema_label(schema)
+        seed = reproducibility.seed("training", config.seed)
+        effective = {**config.model_dump(), "seed": seed, "schema_pairs": schema}
+        prov = record_provenance(context, storage, reproducibility, effective, {"training": seed})
         tags = {**run_tags(context, "pair_classifier", spec.name), "schema_pairs": label}
         device = compute_device.torch_device()
+        history = ModelHistory(storage.model_dir(virus, version, spec.name))
+        out_dir = history.run_dir(model_run_name(label, prov.config_hash))
+        params = {**run_params(config, tags, embeddings, device), "seed": seed,
+                  "config_hash": prov.config_hash}  # fmt: skip
         with embeddings, mlflow_tracking.run(
             f"segpair-{virus}", run_name(spec.name, label, context), run_origin(context),
-            run_params(config, tags, embeddings, device), tags, CLASSIFIER_RUNS,
+            params, {**tags, **prov.flat()}, CLASSIFIER_RUNS,
         ) as run:  # fmt: skip
             outcome = run_training(
-                segment_pairs, embeddings, schema, train_config(config, device),
+                segment_pairs, embeddings, schema, train_config(config, device, seed),
                 eval_logger(context, run), config.memory_budget_gb,
                 config.baseline_max_train_pairs,
             )  # fmt: skip
-            where = "gathered in memory" if outcome.embeddings_in_memory else "streamed from HDF5"
-            context.log.info(f"{outcome.sizes['n_train']} training pairs on {device}, {where}")
-            run.log_params({**outcome.sizes, "embeddings_in_memory": outcome.embeddings_in_memory})
-            run.log_metrics(tracked_metrics(outcome))
-            run.set_tags({k: significant(v) for k, v in outcome.learning.items()})
+            log_outcome(context, run, outcome, device)
             meta = checkpoint_meta(
                 spec, config, embeddings, outcome, schema, run.run_id, (virus, version)
             )
-            out_dir = storage.model_dir(virus, version, spec.name)
             artifacts = write_training_artifacts(
-                out_dir, outcome, meta, f"{virus} {label}", spec.name
+                out_dir, outcome, {**meta, "seed": seed}, f"{virus} {label}", spec.name
             )
             run.log_artifacts(artifacts.files, model_file=artifacts.checkpoint.name)
             model_uri = run.log_pair_model(artifacts.checkpoint, embeddings.dim)
             run.describe(verdict_summary(outcome, config.model))
+        history.mark_latest(out_dir.name, schema_pairs=label, mlflow_run_id=run.run_id)
         log_verdict(context, outcome, run)
-        return dg.MaterializeResult(
-            metadata=classifier_metadata(outcome, artifacts, run, model_uri, label, config.model)
-        )
+        metadata = classifier_metadata(outcome, artifacts, run, model_uri, label, config.model)
+        return dg.MaterializeResult(metadata={**metadata, "model_run": out_dir.name,
+                                              "earlier_runs": len(history.runs()) - 1})  # fmt: skip
 
     return _train
 

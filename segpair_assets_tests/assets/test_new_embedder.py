@@ -8,6 +8,7 @@ import numpy as np
 
 from segpair.embeddings.base import EmbedOutput
 from segpair.embeddings.catalog import CATALOG, EmbedderSpec
+from segpair.training.model_history import ModelHistory
 
 
 class ResidueComposition:
@@ -70,5 +71,5 @@ def test_a_new_catalog_entry_brings_its_assets_resources_and_job_membership(tmp_
     assert result.success
     (mat,) = result.asset_materializations_for_node(COMPOSITION.cache_asset)
     assert mat.metadata["dim"].value == 20 and mat.metadata["embedder"].value == "composition"
-    model = tmp_path / "data" / "models" / "bunya" / "simulated_v1" / "composition" / "model.pt"
-    assert model.exists()
+    models = tmp_path / "data" / "models" / "bunya" / "simulated_v1" / "composition"
+    assert ModelHistory(models).checkpoint().exists()

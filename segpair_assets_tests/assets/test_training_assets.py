@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from segpair.training.checkpoint import CheckpointMismatchError, load_checkpoint
+from segpair.training.model_history import ModelHistory
 
 
 def _md(result, node):
@@ -164,9 +165,26 @@ def test_two_configs_are_comparable(trained):
     assert runs["metrics.mlp_test_auc_roc"].notna().all()
 
 
+def test_two_configurations_leave_two_model_folders(trained):
+    """Retraining with other schema pairs adds a run folder; the earlier model stays
+    readable, `latest` names the newest, and the scoring asset's default follows it."""
+    data_root, first, second, _defs = trained
+    history = ModelHistory(data_root / "models" / "flu_a" / "simulated_v1" / "kmer_aa3")
+    runs = history.runs()
+    assert len(runs) == 2 and [r["latest"] for r in runs] == [True, False]
+    (newest,) = second.asset_materializations_for_node("pair_classifier_kmer_aa3")
+    (older,) = first.asset_materializations_for_node("pair_classifier_kmer_aa3")
+    assert history.latest_name() == newest.metadata["model_run"].value
+    assert newest.metadata["model_run"].value.startswith("HA-NA-")
+    assert older.metadata["model_run"].value.startswith("HA-NA+PB2-PB1-")
+    _model, meta = load_checkpoint(history.checkpoint(older.metadata["model_run"].value))
+    assert meta["schema_pairs"] == [["HA", "NA"], ["PB2", "PB1"]]
+    assert newest.metadata["earlier_runs"].value == 1
+
+
 def test_mismatched_checkpoint_is_refused(trained):
     data_root = trained[0]
-    path = data_root / "models" / "flu_a" / "simulated_v1" / "kmer_aa3" / "model.pt"
+    path = ModelHistory(data_root / "models" / "flu_a" / "simulated_v1" / "kmer_aa3").checkpoint()
     model, meta = load_checkpoint(path)
     assert meta["embedder"] == "kmer_aa3" and meta["dim"] == 8000
     load_checkpoint(path, expected_signature=meta["signature"], expected_dim=8000)

@@ -17,6 +17,7 @@ import pytest
 
 from segpair.registry import DEFAULT_REGISTRY_PATH
 from segpair.simulator import SimulationConfig, simulate_population, write_data_version
+from segpair.training.model_history import ModelHistory
 from segpair_assets_tests.e2e import test_webserver_e2e
 from segpair_assets_tests.e2e.browser import (
     require_browser,
@@ -150,8 +151,8 @@ def test_sensor_materializes_a_dropped_data_version_once(dev, bunya):
     assert run["jobName"] == "segpair_bunya_job"
     assert {"key": "dagster/partition", "value": PARTITION} in run["tags"]
     assert (dev.data / "processed/bunya/sim_v2/segment_pairs.parquet").exists()
-    assert (dev.data / "models/bunya/sim_v2/kmer_aa3/model.pt").exists()
-    assert (dev.data / "models/bunya/sim_v2/kmer_aa3/isolate_summary.csv").exists()
+    latest = ModelHistory(dev.data / "models/bunya/sim_v2/kmer_aa3").resolve()
+    assert (latest / "model.pt").exists() and (latest / "isolate_summary.csv").exists()
     time.sleep(8)  # more sensor ticks: the folder is known now, nothing new
     assert len(_runs(dev, **{"segpair/trigger": "new_data_version_sensor"})) == 1
     assert "DeprecationWarning" not in dev.log.read_text()

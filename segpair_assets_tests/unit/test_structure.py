@@ -17,7 +17,8 @@ from segpair_assets_tests.conftest import REPO_ROOT
 
 def test_catalog_names_and_weights():
     assert CATALOG.default == "kmer_aa3"
-    assert [s.name for s in CATALOG.weight_free()] == ["kmer_aa3", "kmer_nt6"]
+    assert [s.name for s in CATALOG.weight_free()] == ["kmer_aa3", "kmer_nt6", "kmer_nt6_aa3"]
+    assert [s.name for s in CATALOG.in_main_job()] == ["kmer_aa3", "kmer_nt6"]
     esm = CATALOG.get("esm2")
     assert esm.needs_weights and esm.model_env_var == "SEGPAIR_ESM2_MODEL"
     assert esm.build(model="/weights/esm").model_id == "/weights/esm"
@@ -58,15 +59,16 @@ def _defaults(cls) -> dict:
     "dagster_config, core_config, dagster_only",
     [
         ("segpair_assets.assets.pairs:SegmentPairsConfig",
-         "segpair.pairs.segment_pairs:PairConfig", set()),
+         "segpair.pairs.segment_pairs:PairConfig", {"seed"}),
         ("segpair_assets.assets.preprocessing:ProteinFinalConfig",
          "segpair.cleaning:CleaningConfig", {"min_orf_fraction"}),
         ("segpair_assets.assets.training:PairClassifierConfig",
          "segpair.training.train:TrainConfig",
-         {"schema_pairs", "memory_budget_gb", "baseline_max_train_pairs"}),
+         {"schema_pairs", "memory_budget_gb", "baseline_max_train_pairs", "seed"}),
     ],
 )  # fmt: skip
 def test_launchpad_defaults_equal_the_core_defaults(dagster_config, core_config, dagster_only):
+    """Except `seed`: unset on the launchpad, where the master seed decides (provenance)."""
     import importlib
 
     def load(ref):
@@ -122,7 +124,7 @@ def test_the_asset_trains_on_the_compute_device_resource():
     from segpair_assets.assets.training import PairClassifierConfig, train_config
 
     assert ComputeDevice(device="cpu").torch_device() == "cpu"
-    assert train_config(PairClassifierConfig(), "cuda:1").device == "cuda:1"
+    assert train_config(PairClassifierConfig(), "cuda:1", 7).device == "cuda:1"
 
 
 # ----------------------------------------------------------------- thin wiring
