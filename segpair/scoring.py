@@ -30,9 +30,10 @@ import pandas as pd
 
 from segpair.atomic import atomic_path
 from segpair.cleaning import CleaningReport, build_protein_final
-from segpair.embeddings.base import Embedder, signature_of
+from segpair.embeddings.base import Embedder, input_kinds, signature_of
 from segpair.embeddings.cache import EmbeddingStore
 from segpair.embeddings.factory import embedder_from_description
+from segpair.embeddings.merged import MergedSourceMismatch
 from segpair.embeddings.pipeline import input_sequences
 from segpair.errors import InputDataError
 from segpair.readers import read_data_version, read_fasta, read_tables
@@ -303,7 +304,10 @@ class PairScorer:
                 f"{path} does not record how its embeddings were made (saved by an older "
                 "segpair): re-materialize its pair_classifier asset to score with it"
             )
-        embedder = embedder_from_description(meta["embedder"], description, model, device)
+        try:
+            embedder = embedder_from_description(meta["embedder"], description, model, device)
+        except MergedSourceMismatch as err:  # a rebuilt source makes other vectors
+            raise CheckpointMismatchError(f"{path}: {err}") from None
         signature = signature_of(embedder.describe())
         clf, meta = load_checkpoint(path, signature, embedder.dim, blob=blob)
         return cls(clf, meta, embedder, Path(path))
@@ -431,7 +435,8 @@ class PairScorer:
         """The error for pairs none of whose proteins the model's embedder could embed."""
         name, kind = self.embedder.name, self.embedder.input_kind
         head = f"0 of {n_pairs} pairs could be scored"
-        if kind == "nucleotide" and not input_sequences(proteins, kind).str.len().any():
+        reads_nucleotides = "nucleotide" in input_kinds(kind)  # a merged one may read both
+        if reads_nucleotides and not input_sequences(proteins, "nucleotide").str.len().any():
             return InputDataError(
                 where,
                 f"{head}: a {name} model embeds nucleotide sequences (the coding DNA), but "

@@ -10,6 +10,16 @@ from typing import Literal, Protocol
 import numpy as np
 
 InputKind = Literal["protein", "nucleotide"]
+# A merged embedder whose sources read different sequences has a joined kind, e.g.
+# "nucleotide+protein", and takes each protein's sequences joined by INPUT_SEPARATOR in
+# that order (a character no sequence holds).
+KIND_JOIN = "+"
+INPUT_SEPARATOR = "\x1f"
+
+
+def input_kinds(input_kind: str) -> list[str]:
+    """The sequence kinds an embedder reads: one, or several for a merged embedder."""
+    return input_kind.split(KIND_JOIN)
 
 
 @dataclass

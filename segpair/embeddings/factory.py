@@ -59,6 +59,21 @@ def embedder_from_description(
             trust_remote_code=family in _REMOTE_CODE_FAMILIES,
             revision=description.get("revision"),
         )
+    if family == "merged":
+        if model is not None:
+            raise ValueError(
+                f"{name} merges several embedders, so one weights location cannot say whose "
+                "weights moved: put each language model's weights where its cache's "
+                "description says (model_name), or re-materialize the merged cache"
+            )
+        # imported here: merged embedders rebuild their sources through this function
+        from segpair.embeddings.merged import merged_embedder_from_description
+
+        return merged_embedder_from_description(
+            name, description,
+            lambda source, desc: embedder_from_description(source, desc, None, device,
+                                                           toks_per_batch),
+        )  # fmt: skip
     raise ValueError(
         f"cannot rebuild embedder {name!r}: unknown family {family!r} in its description "
         f"{description}"

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from segpair.embeddings.base import Embedder, signature_of
+from segpair.embeddings.base import INPUT_SEPARATOR, Embedder, input_kinds, signature_of
 from segpair.embeddings.cache import (
     CachePaths,
     ChunkStager,
@@ -101,7 +101,7 @@ class CacheReport:
         return self.tokens / self.compute_seconds if self.compute_seconds else 0.0
 
 
-def _library_versions() -> dict[str, str]:
+def library_versions() -> dict[str, str]:
     out = {}
     for lib in ("torch", "transformers", "numpy", "h5py", "segpair"):
         with contextlib.suppress(importlib.metadata.PackageNotFoundError):
@@ -110,8 +110,17 @@ def _library_versions() -> dict[str, str]:
 
 
 def input_sequences(proteins: pd.DataFrame, input_kind: str) -> pd.Series:
-    column = "esm2_ready_seq" if input_kind == "protein" else "nt_seq"
-    return proteins[column].astype("string").fillna("").astype(str)
+    """Each protein's model input; for a joined kind ("nucleotide+protein") the sequences
+    joined by INPUT_SEPARATOR, or "" when the protein has none of them."""
+    columns = [
+        proteins["esm2_ready_seq" if kind == "protein" else "nt_seq"].astype("string")
+        .fillna("").astype(str)
+        for kind in input_kinds(input_kind)
+    ]  # fmt: skip
+    if len(columns) == 1:
+        return columns[0]
+    joined = columns[0].str.cat(columns[1:], sep=INPUT_SEPARATOR)
+    return joined.where(pd.concat(columns, axis=1).ne("").any(axis=1), "")
 
 
 def cache_keys(sequences: pd.Series, signature: str) -> pd.Series:
@@ -350,7 +359,7 @@ def prepare_master_cache(
         **{k: v for k, v in description.items() if v is not None},
         "dim": embedder.dim,  # always recorded, whatever the description holds
         "storage_precision": storage_precision,
-        "library_versions": _library_versions(),
+        "library_versions": library_versions(),
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     dtype = {"fp16": "float16", "fp32": "float32"}[storage_precision]

@@ -4,7 +4,8 @@ Weight-free featurizers are one CPU step. Language models are a graph-backed ass
 plan -> one step per hash-range shard (the GPU work) -> commit, so any executor spreads
 the shards (the multiprocess executor across a machine's GPUs, Celery across machines).
 All three steps load the same model on the same kind of worker, so they agree on its
-signature.
+signature. A merged entry is one CPU step that reads its sources' committed caches (never
+their models) and puts their vectors side by side (`segpair.embeddings.merged`).
 """
 
 from dataclasses import asdict
@@ -17,8 +18,10 @@ from pydantic import Field
 from resources.embedders import ComputeDevice, Embedders
 from resources.storage import SegpairStorage
 from segpair.embeddings.base import signature_of
+from segpair.embeddings.cache import EmbeddingStore
 from segpair.embeddings.catalog import EmbedderSpec
 from segpair.embeddings.device import device_for_shard
+from segpair.embeddings.merged import prepare_merged_cache
 from segpair.embeddings.pipeline import CacheMode, PreparedCache, prepare_master_cache
 from segpair.embeddings.sharding import (
     ShardPlan,
@@ -30,7 +33,7 @@ from segpair.embeddings.sharding import (
 from segpair.report import markdown_table
 from segpair_assets.assets.per_embedder import (
     embedder_metadata,
-    needs_weights_tags,
+    job_tags,
     stage_group,
     weights_note,
 )
@@ -135,7 +138,7 @@ def build_embedding_asset(spec: EmbedderSpec) -> dg.AssetsDefinition:
     @dg.asset(
         name=spec.cache_asset, partitions_def=virus_data_version_partitions,
         io_manager_key="embedding_io_manager", group_name=stage_group(spec, spec.cache_asset),
-        kinds={"hdf5", "parquet", "numpy"}, tags=needs_weights_tags(spec),
+        kinds={"hdf5", "parquet", "numpy"}, tags=job_tags(spec),
         metadata=embedder_metadata(spec), description=_description(spec, "a killed run resumes"),
     )  # fmt: skip
     def _embeddings(
@@ -254,7 +257,7 @@ def build_sharded_embedding_asset(spec: EmbedderSpec) -> dg.AssetsDefinition:
     @dg.graph_asset(
         name=spec.cache_asset, partitions_def=virus_data_version_partitions,
         group_name=stage_group(spec, spec.cache_asset), kinds={"hdf5", "parquet", "pytorch"},
-        tags=needs_weights_tags(spec), metadata=embedder_metadata(spec),
+        tags=job_tags(spec), metadata=embedder_metadata(spec),
         config=dg.ConfigMapping(config_fn=route_config),
         description=_description(spec, "the sequences to compute are split into `shards` hash "
                                  "ranges, one step each (a GPU each, on one machine or on "
@@ -268,8 +271,56 @@ def build_sharded_embedding_asset(spec: EmbedderSpec) -> dg.AssetsDefinition:
     return _sharded_embeddings
 
 
+def _merged_description(spec: EmbedderSpec) -> str:
+    sources = " and ".join(f"{s.embedder} ({s.expected_dim} dims)" for s in spec.sources)
+    return _description(spec, (
+        f"merged from the committed caches of {sources}, never recomputed: each source's "
+        f"vector, {spec.block_norm}-normalised per block, side by side; a source of another "
+        "dimension stops the run naming it"
+    ))  # fmt: skip
+
+
+def build_merged_embedding_asset(spec: EmbedderSpec) -> dg.AssetsDefinition:
+    """One step: read the source caches, reuse what is stored, gather the rest, commit."""
+    # the catalog checked that every source is an entry, so its cache asset exists
+    ins = {s.embedder: dg.AssetIn(f"master_embeddings_{s.embedder}") for s in spec.sources}
+
+    @dg.asset(
+        name=spec.cache_asset, partitions_def=virus_data_version_partitions,
+        ins={"protein_final": dg.AssetIn("protein_final"), **ins},
+        io_manager_key="embedding_io_manager", group_name=stage_group(spec, spec.cache_asset),
+        kinds={"hdf5", "parquet", "numpy"}, tags=job_tags(spec),
+        metadata=embedder_metadata(spec), description=_merged_description(spec),
+    )  # fmt: skip
+    def _merged(
+        context: dg.AssetExecutionContext, config: EmbeddingConfig, storage: SegpairStorage,
+        protein_final: pd.DataFrame, **source_caches: EmbeddingStore,
+    ) -> dg.Output[PreparedCache]:  # fmt: skip
+        paths, previous = _partition_caches(context, storage, spec, config)
+        stores = [source_caches[s.embedder] for s in spec.sources]
+        try:
+            prepared = prepare_merged_cache(
+                protein_final, stores, spec.sources, paths, spec.block_norm, previous,
+                config.mode, config.chunk_size, config.storage_precision, context.log.info,
+            )  # fmt: skip
+        finally:
+            for store in stores:
+                store.close()
+        _report_problems(context, prepared)
+        sources = {s.paths.embedder: f"{s.signature} ({s.dim} dims)" for s in stores}
+        return dg.Output(prepared, metadata={
+            **cache_metadata(prepared), "sources": dg.MetadataValue.json(sources),
+            "block_norm": spec.block_norm,
+        })  # fmt: skip
+
+    return _merged
+
+
 def build_embedding_assets(catalog) -> list[dg.AssetsDefinition]:
+    """Per entry: merged (reads other caches), sharded (language models) or one step."""
     return [
-        build_sharded_embedding_asset(spec) if spec.needs_weights else build_embedding_asset(spec)
+        build_merged_embedding_asset(spec) if spec.is_merged
+        else build_sharded_embedding_asset(spec) if spec.needs_weights
+        else build_embedding_asset(spec)
         for spec in catalog
-    ]
+    ]  # fmt: skip

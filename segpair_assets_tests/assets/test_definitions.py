@@ -20,23 +20,15 @@ def test_definitions_load_and_validate(tmp_path):
     dg.Definitions.validate_loadable(defs)
     graph = defs.resolve_asset_graph()
     names = {k.to_user_string() for k in graph.get_all_asset_keys()}
+    embedders = ("kmer_aa3", "kmer_nt6", "esm2", "fastesm2", "nucleotide_transformer",
+                 "kmer_nt6_aa3", "nt_esm2")  # fmt: skip
+    stages = ("master_embeddings", "pair_classifier", "embedding_diagnostics",
+              "isolate_pair_scores", "cross_version_evaluation")  # fmt: skip
     assert names == {
         "protein_final",
-        "master_embeddings_kmer_aa3",
-        "master_embeddings_kmer_nt6",
-        "master_embeddings_esm2",
-        "master_embeddings_fastesm2",
-        "master_embeddings_nucleotide_transformer",
         "cooccurrence_sets",
         "segment_pairs",
-        *(f"pair_classifier_{e}" for e in ("kmer_aa3", "kmer_nt6", "esm2", "fastesm2")),
-        "pair_classifier_nucleotide_transformer",
-        *(f"embedding_diagnostics_{e}" for e in ("kmer_aa3", "kmer_nt6", "esm2", "fastesm2")),
-        "embedding_diagnostics_nucleotide_transformer",
-        *(f"isolate_pair_scores_{e}" for e in ("kmer_aa3", "kmer_nt6", "esm2", "fastesm2")),
-        "isolate_pair_scores_nucleotide_transformer",
-        *(f"cross_version_evaluation_{e}" for e in ("kmer_aa3", "kmer_nt6", "esm2", "fastesm2")),
-        "cross_version_evaluation_nucleotide_transformer",
+        *(f"{stage}_{e}" for stage in stages for e in embedders),
     }
     main = defs.resolve_job_def("segpair_main_job")
     main_assets = {k.to_user_string() for k in main.asset_layer.selected_asset_keys}
@@ -72,6 +64,8 @@ def test_definitions_load_and_validate(tmp_path):
             f"commit_{name}_cache": (None, "gpu"),
         }
     assert steps("kmer_aa3") == {"master_embeddings_kmer_aa3": (None, None)}
+    # a merged cache reads its sources' caches: one CPU step, even over language models
+    assert steps("nt_esm2") == {"master_embeddings_nt_esm2": (None, None)}
 
 
 def test_loading_the_code_location_warns_about_nothing(tmp_path):
@@ -141,27 +135,33 @@ def test_lineage_groups_by_role_with_everything_that_needs_weights_apart(tmp_pat
     groups: dict[str, set[str]] = {}
     for key in graph.get_all_asset_keys():
         groups.setdefault(graph.get(key).group_name, set()).add(key.to_user_string())
-    lms = ("esm2", "fastesm2", "nucleotide_transformer")
+    lms = ("esm2", "fastesm2", "nucleotide_transformer", "nt_esm2")
+    kmers = ("kmer_aa3", "kmer_nt6", "kmer_nt6_aa3")
     stages = ("master_embeddings", "pair_classifier", "cross_version_evaluation",
               "embedding_diagnostics", "isolate_pair_scores")  # fmt: skip
     assert groups == {
         "preprocessing": {"protein_final"},
-        "embeddings": {"master_embeddings_kmer_aa3", "master_embeddings_kmer_nt6"},
+        "embeddings": {f"master_embeddings_{e}" for e in kmers},
         "pairs": {"cooccurrence_sets", "segment_pairs"},
-        "classifiers": {f"{s}_{e}" for s in stages[1:3] for e in ("kmer_aa3", "kmer_nt6")},
-        "diagnostics": {"embedding_diagnostics_kmer_aa3", "embedding_diagnostics_kmer_nt6"},
-        "scoring": {"isolate_pair_scores_kmer_aa3", "isolate_pair_scores_kmer_nt6"},
+        "classifiers": {f"{s}_{e}" for s in stages[1:3] for e in kmers},
+        "diagnostics": {f"embedding_diagnostics_{e}" for e in kmers},
+        "scoring": {f"isolate_pair_scores_{e}" for e in kmers},
         "language_models": {f"{s}_{e}" for s in stages for e in lms},
     }
     for name in groups["language_models"]:
         node = graph.get(dg.AssetKey(name))
         assert node.tags[NEEDS_WEIGHTS_TAG] == "true"
         assert node.description.startswith("NEEDS the "), name
-    # "Materialize all" in any other group runs a part of the main job: nothing needs weights
+    # "Materialize all" in any other group needs no weights: it runs a part of the main
+    # job, or the opt-in kmer_nt6_aa3 (kept out of the main job for its time budget)
     main = defs.resolve_job_def("segpair_main_job").asset_layer.selected_asset_keys
+    opt_in = {f"{s}_kmer_nt6_aa3" for s in stages}
     assert {k.to_user_string() for k in main} == set().union(
         *(names for group, names in groups.items() if group != "language_models")
-    )
+    ) - opt_in
+    job = defs.resolve_job_def("segpair_opt_in_job").asset_layer.selected_asset_keys
+    assert opt_in < {k.to_user_string() for k in job} <= opt_in | {
+        k.to_user_string() for k in main}  # fmt: skip
 
 
 def test_a_virus_job_runs_its_own_virus_partitions_only(tmp_path, dagster_instance, monkeypatch):
