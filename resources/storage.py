@@ -1,4 +1,5 @@
-"""Where segpair's files live: one data root with raw/, processed/, embeddings/, models/.
+"""Where segpair's files live: one data root with raw/, processed/, embeddings/, models/,
+exports/.
 
 Every path under the data root is built here (and, for the cache files, by
 `segpair.embeddings.cache.CachePaths`), so no asset joins path pieces itself. Each method
@@ -40,6 +41,11 @@ class SegpairStorage(dg.ConfigurableResource):
     def earlier_caches(self, virus: str, data_version: str, embedder: str) -> list[CachePaths]:
         """The embedder's caches in the virus's other data versions, newest first."""
         return previous_caches(self.root, virus, check_data_version_name(data_version), embedder)
+
+    def export_dir(self, virus: str, data_version: str, embedder: str, fmt: str) -> Path:
+        """Where `segpair export` writes one cache's export in one format."""
+        version = check_data_version_name(data_version)
+        return self.root / "exports" / virus / version / embedder / fmt
 
     def model_dir(self, virus: str, data_version: str, embedder: str) -> Path:
         """Checkpoint, metrics, plots and diagnostics of one embedder in one partition."""
