@@ -1,7 +1,8 @@
 """Does an embedding carry isolate signal? Similarity diagnostics before any training.
 
 - cosine similarity of positive vs negative pairs: means, Cohen's d (standardised
-  difference; d < 0.5 is weak signal) and histogram overlap (> 80% is very weak);
+  difference; d < 0.5 is weak signal) and histogram overlap (> 80% is very weak), pooled
+  and per schema pair (a conserved pair such as PB2-PB1 can hide behind HA-NA's signal);
 - intra- vs inter-function similarity: how tightly each protein's embeddings cluster
   (> 0.95 = conserved; the model must then find isolate signal in small differences).
 """
@@ -15,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from segpair.analysis.plots import schema_pair_png
 from segpair.atomic import atomic_path, write_text_atomic
 from segpair.embeddings.cache import EmbeddingStore
 from segpair.errors import InputDataError
@@ -27,6 +29,12 @@ class SimilarityDiagnostics:
     positive: np.ndarray  # cosine similarities of positive pairs (sampled)
     negative: np.ndarray
     per_function: pd.DataFrame  # function, n, intra_mean, intra_std
+    # SCHEMA_PAIR_COLUMNS: the same statistics per schema pair, on the same sampled pairs
+    per_schema_pair: pd.DataFrame
+
+
+SCHEMA_PAIR_COLUMNS = ["schema_pair", "n_positive", "n_negative", "positive_mean",
+                       "negative_mean", "cohens_d", "histogram_overlap"]  # fmt: skip
 
 
 def _cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -52,18 +60,43 @@ def cohens_d(x: np.ndarray, y: np.ndarray) -> float:
     return float((x.mean() - y.mean()) / pooled) if pooled > 0 else 0.0
 
 
+def per_schema_pair_table(
+    positive: np.ndarray, negative: np.ndarray, positive_pair: np.ndarray, negative_pair: np.ndarray
+) -> pd.DataFrame:
+    """The pooled statistics again, per schema pair (`*_pair`: each similarity's schema
+    pair), highest Cohen's d first; NaN where a schema pair has under 2 positives or negatives."""
+    rows = []
+    for name in sorted(set(positive_pair) | set(negative_pair)):
+        pos, neg = positive[positive_pair == name], negative[negative_pair == name]
+        both = len(pos) >= 2 and len(neg) >= 2
+        rows.append(
+            {
+                "schema_pair": str(name),
+                "n_positive": len(pos),
+                "n_negative": len(neg),
+                "positive_mean": float(pos.mean()) if len(pos) else float("nan"),
+                "negative_mean": float(neg.mean()) if len(neg) else float("nan"),
+                "cohens_d": cohens_d(pos, neg) if both else float("nan"),
+                "histogram_overlap": histogram_overlap(pos, neg) if both else float("nan"),
+            }
+        )
+    table = pd.DataFrame(rows, columns=SCHEMA_PAIR_COLUMNS)
+    return table.sort_values("cohens_d", ascending=False, na_position="last", ignore_index=True)
+
+
 def similarity_diagnostics(
     pairs: pd.DataFrame, store: EmbeddingStore, max_pairs: int = 20_000, seed: int = 0
 ) -> SimilarityDiagnostics:
     rng = np.random.default_rng(seed)
     have = set(store.index["brc_fea_id"])
     usable = pairs[pairs["brc_a"].isin(have) & pairs["brc_b"].isin(have)]
-    sims = {}
+    sims, schema = {}, {}
     for label, name in ((1, "positive"), (0, "negative")):
         part = usable[usable["label"] == label]
         if len(part) > max_pairs:
             part = part.iloc[rng.choice(len(part), max_pairs, replace=False)]
         sims[name] = _cosine(store.gather(part["brc_a"]), store.gather(part["brc_b"]))
+        schema[name] = part["schema_pair"].astype(str).to_numpy()
     pos, neg = sims["positive"], sims["negative"]
     if len(pos) < 2 or len(neg) < 2:
         raise InputDataError(
@@ -105,20 +138,32 @@ def similarity_diagnostics(
         "n_positive": int(len(pos)),
         "n_negative": int(len(neg)),
     }
-    return SimilarityDiagnostics(summary, pos, neg, per_function)
+    per_pair = per_schema_pair_table(pos, neg, schema["positive"], schema["negative"])
+    return SimilarityDiagnostics(summary, pos, neg, per_function, per_pair)
 
 
 def write_diagnostics(
     out_dir: Path, diag: SimilarityDiagnostics, title: str
 ) -> tuple[bytes, list[Path]]:
-    """similarity.png, diagnostics.json and per_function_similarity.csv in `out_dir`,
-    written atomically; returns the PNG and the files."""
+    """similarity.png, diagnostics.json, per_function_similarity.csv,
+    per_schema_pair_similarity.csv and per_schema_pair_similarity.png (Cohen's d per schema
+    pair) in `out_dir`, written atomically; returns the histogram PNG and the files."""
     out_dir.mkdir(parents=True, exist_ok=True)
     png = similarity_png(diag.positive, diag.negative, title)
-    with atomic_path(out_dir / "similarity.png") as tmp:
-        tmp.write_bytes(png)
+    pngs = {
+        "similarity.png": png,
+        "per_schema_pair_similarity.png": schema_pair_png(diag.per_schema_pair, title),
+    }
+    for name, content in pngs.items():
+        with atomic_path(out_dir / name) as tmp:
+            tmp.write_bytes(content)
     write_text_atomic(out_dir / "diagnostics.json", json.dumps(diag.summary, indent=1))
-    with atomic_path(out_dir / "per_function_similarity.csv") as tmp:
-        diag.per_function.to_csv(tmp, index=False)
-    names = ("similarity.png", "diagnostics.json", "per_function_similarity.csv")
+    tables = {
+        "per_function_similarity.csv": diag.per_function,
+        "per_schema_pair_similarity.csv": diag.per_schema_pair,
+    }
+    for name, frame in tables.items():
+        with atomic_path(out_dir / name) as tmp:
+            frame.to_csv(tmp, index=False)
+    names = ["similarity.png", "diagnostics.json", *tables, "per_schema_pair_similarity.png"]
     return png, [out_dir / n for n in names]
