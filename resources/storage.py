@@ -16,6 +16,7 @@ import dagster as dg
 from segpair.data_versions import check_data_version_name
 from segpair.embeddings.cache import CachePaths
 from segpair.embeddings.pipeline import previous_caches
+from segpair.vectors.table import VectorTablePaths, earlier_tables
 
 
 class SegpairStorage(dg.ConfigurableResource):
@@ -46,6 +47,17 @@ class SegpairStorage(dg.ConfigurableResource):
         """Where `segpair export` writes one cache's export in one format."""
         version = check_data_version_name(data_version)
         return self.root / "exports" / virus / version / embedder / fmt
+
+    def vector_table_paths(self, virus: str, data_version: str, embedder: str) -> VectorTablePaths:
+        """The vector table of one embedder in one partition (segpair.vectors)."""
+        check_data_version_name(data_version)
+        return VectorTablePaths.for_partition(self.root, virus, data_version, embedder)
+
+    def earlier_vector_tables(
+        self, virus: str, data_version: str, embedder: str
+    ) -> list[VectorTablePaths]:
+        """The embedder's vector tables in the virus's other data versions, newest first."""
+        return earlier_tables(self.root, virus, check_data_version_name(data_version), embedder)
 
     def model_dir(self, virus: str, data_version: str, embedder: str) -> Path:
         """Checkpoint, metrics, plots and diagnostics of one embedder in one partition."""

@@ -81,6 +81,10 @@ class EmbedderSpec:
     def evaluation_asset(self) -> str:
         return f"cross_version_evaluation_{self.name}"
 
+    @property
+    def vector_table_asset(self) -> str:
+        return f"vector_table_{self.name}"
+
     def build(self, model: str | None = None, **options) -> Embedder:
         """The featurizer. Language models take `model` (default: the catalog's) and the
         device options (`device`, `precision`, `toks_per_batch`); `options` override
