@@ -218,3 +218,72 @@ def test_a_version_whose_runs_keep_dying_is_requested_twice_more_then_left(
             cursor = result.cursor
         assert keys == ["data_version:bunya/sim_v2:rerun1", "data_version:bunya/sim_v2:rerun2"]
         assert json.loads(cursor)["reruns"] == {"bunya/sim_v2": 2}
+
+
+def test_the_sensor_observes_raw_files_whose_content_changed(root_with_new_version):
+    """A registered folder is observed (content fingerprint as raw_files' data version) on
+    the tick that sees it, again only when its listing changes."""
+    root = root_with_new_version
+    defs = build_definitions(str(root))
+    sensor = defs.resolve_sensor_def("new_data_version_sensor")
+    resources = {"storage": SegpairStorage(data_root=str(root))}
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions(DATA_VERSION_PARTITIONS_NAME, ["sim_v2"])
+
+        def tick(cursor=None):
+            context = dg.build_sensor_context(
+                instance=instance, cursor=cursor, resources=resources, definitions=defs
+            )
+            return sensor(context)
+
+        first = tick()
+        (seen,) = first.asset_events
+        assert seen.asset_key == dg.AssetKey("raw_files")
+        assert seen.partition == str(partition_key("bunya", "sim_v2"))
+        version = seen.tags["dagster/data_version"]
+        assert not tick(first.cursor).asset_events  # unchanged: nothing
+        (root / "raw" / "bunya" / "sim_v2" / "notes.txt").write_text("changed\n")
+        (again,) = tick(first.cursor).asset_events
+        assert again.tags["dagster/data_version"] != version
+
+
+def test_a_language_model_with_weights_joins_the_refresh(tmp_path, bunya):
+    """With a tiny local ESM-2 configured, the sensor's run also builds that model's cache
+    for the new version; without weights the job leaves it out and says why."""
+    from segpair_assets.settings import Settings
+    from segpair_assets_tests.tiny_models import build_tiny_esm2
+
+    root = tmp_path / "data"
+    config = SimulationConfig(n_isolates=8, seed=3)
+    folder = root / "raw" / "bunya" / "sim_v2"
+    write_data_version(simulate_population(bunya, config), folder, bunya, config)
+    bare = build_definitions(str(root), settings=Settings(data_root=str(root)))
+    job = bare.resolve_job_def("segpair_bunya_job")
+    assert dg.AssetKey("master_embeddings_esm2") not in job.asset_layer.selected_asset_keys
+    sensor_text = bare.resolve_sensor_def("new_data_version_sensor").description
+    assert "no weights are configured" in sensor_text
+
+    model = build_tiny_esm2(tmp_path / "tiny_esm2")
+    settings = Settings(data_root=str(root), models={"esm2": str(model)})
+    defs = build_definitions(str(root), settings=settings)
+    sensor = defs.resolve_sensor_def("new_data_version_sensor")
+    assert "esm2" in sensor.description
+    with dg.instance_for_test() as instance:
+        result = sensor(dg.build_sensor_context(
+            instance=instance, definitions=defs,
+            resources={"storage": SegpairStorage(data_root=str(root))},
+        ))  # fmt: skip
+        (request,) = result.run_requests
+        instance.add_dynamic_partitions(DATA_VERSION_PARTITIONS_NAME, ["sim_v2"])
+        job = defs.resolve_job_def(request.job_name)
+        assert {"master_embeddings_esm2", "pair_classifier_esm2", "isolate_pair_scores_esm2"} <= {
+            k.path[-1] for k in job.asset_layer.selected_asset_keys
+        }
+        run = job.execute_in_process(
+            instance=instance, partition_key=request.partition_key, tags=request.tags,
+            asset_selection=[dg.AssetKey("protein_final"), dg.AssetKey("master_embeddings_esm2")],
+        )  # fmt: skip
+        assert run.success
+        (mat,) = run.asset_materializations_for_node("master_embeddings_esm2")
+        assert mat.metadata["model_name"].value == str(model)
+        assert mat.metadata["computed"].value > 0
