@@ -10,6 +10,10 @@ from segpair.embeddings.catalog import CATALOG
 from segpair.training.checkpoint import read_checkpoint
 
 MERGED = CATALOG.get("kmer_nt6_aa3")
+# 12,096 dims: the neighbour features and the baselines on every pair would take a minute
+TINY_TRAINING = {"model": "interaction_mlp", "interactions": ["diff"], "hidden": [8],
+                 "steps": 20, "eval_every": 10, "batch_size": 64, "schema_pairs": [["GP", "N"]],
+                 "baseline_max_train_pairs": 200}  # fmt: skip
 
 
 def test_the_merged_cache_trains_a_classifier_in_the_opt_in_job(tmp_path):
@@ -28,7 +32,7 @@ def test_the_merged_cache_trains_a_classifier_in_the_opt_in_job(tmp_path):
             instance=instance,
             partition_key=partition_key("bunya", "simulated_v1"),
             asset_selection=[dg.AssetKey(n) for n in wanted],
-            run_config={"ops": {MERGED.classifier_asset: {"config": {"steps": 60}}}},
+            run_config={"ops": {MERGED.classifier_asset: {"config": TINY_TRAINING}}},
         )
     assert result.success
     (cache,) = result.asset_materializations_for_node(MERGED.cache_asset)
