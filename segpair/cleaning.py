@@ -38,6 +38,7 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
+import polars as pl
 
 from segpair.errors import InputDataError, IssueLog
 from segpair.readers.common import RAW_COLUMNS
@@ -143,23 +144,47 @@ def length_flag(
     return "+".join(flags)
 
 
-def _apply_length_policy(
-    df: pd.DataFrame, virus: VirusSpec, config: CleaningConfig, issues: IssueLog
-) -> pd.DataFrame:
+def _length_flags(virus: VirusSpec, config: CleaningConfig) -> pl.Expr:
+    """`length_flag` (see `length_flag`) as a polars expression over the columns function,
+    length and orf_has_stop: every protein at once."""
     specs = {p.name: p for seg in virus.segments for p in seg.proteins}
-    stops = df["orf_has_stop"].astype(object).where(df["orf_has_stop"].notna(), None)
+    function = pl.col("function")
+    expected = function.replace_strict({n: p.expected_length for n, p in specs.items()},
+                                       return_dtype=pl.Int64)  # fmt: skip
+    primary = function.replace_strict({n: p.primary for n, p in specs.items()},
+                                      return_dtype=pl.Boolean)  # fmt: skip
+    length = pl.col("length")
     flags = [
-        length_flag(int(n), stop, specs[f].expected_length, specs[f].primary, config)
-        for n, stop, f in zip(df["length"], stops, df["function"], strict=True)
+        pl.when(pl.col("orf_has_stop").not_().fill_null(False)).then(pl.lit("no_stop_codon")),
+        pl.when(primary & (length < config.min_length_fraction * expected)).then(pl.lit("short")),
+        pl.when(length > config.max_length_fraction * expected).then(pl.lit("long")),
     ]
-    df["length_flag"] = pd.array(flags, dtype="string")
-    for row, flag in zip(df.itertuples(), flags, strict=True):
-        if not flag:
-            continue
-        where = f"{row.source} (brc_fea_id={row.brc_fea_id})"
+    return pl.concat_list(flags).list.drop_nulls().list.join("+")
+
+
+def _apply_length_policy(
+    kept: pl.DataFrame, virus: VirusSpec, config: CleaningConfig, issues: IssueLog
+) -> pl.DataFrame:
+    """Flag atypical lengths in `length_flag`, count (or stop at) each flagged protein in
+    row order, and drop them under length_policy 'drop'."""
+    specs = {p.name: p for seg in virus.segments for p in seg.proteins}
+    unknown = kept.filter(~pl.col("function").is_in(list(specs)))
+    if len(unknown):
+        row = unknown.row(0, named=True)
+        raise InputDataError(
+            f"{row['source']} (brc_fea_id={row['brc_fea_id']})",
+            f"function {row['function']!r} is no protein of {virus.name}",
+            f"give proteins of {virus.name} ({', '.join(specs)}), or read them as another virus",
+        )
+    kept = kept.with_columns(length_flag=_length_flags(virus, config))
+    flagged = kept.filter(pl.col("length_flag") != "")
+    for source, pid, function, length, flag in flagged.select(
+        "source", "brc_fea_id", "function", "length", "length_flag"
+    ).iter_rows():
+        where = f"{source} (brc_fea_id={pid})"
         detail = (
-            f"{row.function} of {row.length} aa, expected about "
-            f"{specs[row.function].expected_length} aa ({flag})"
+            f"{function} of {length} aa, expected about "
+            f"{specs[function].expected_length} aa ({flag})"
         )
         if config.length_policy == "error":
             raise InputDataError(
@@ -170,45 +195,97 @@ def _apply_length_policy(
         for part in flag.split("+"):
             issues.add(_FLAG_ISSUE[part], where, detail)
     if config.length_policy == "drop":
-        df = df[df["length_flag"] == ""]
-    return df
+        kept = kept.filter(pl.col("length_flag") == "")
+    return kept
+
+
+# A record of nothing but standard residues needs only its trailing stop removed.
+_CLEAN_RECORD = f"^[{STANDARD_AMINO_ACIDS}]+\\*?$"
+
+
+def _clean_sequences(
+    records: pd.DataFrame, config: CleaningConfig, issues: IssueLog
+) -> tuple[np.ndarray, pl.Series, np.ndarray]:
+    """(kept, esm2_ready_seq, n_ambiguous) of every record; esm2_ready_seq is null where
+    the record is dropped."""
+    raw = pl.from_pandas(records["prot_seq"].astype("string"))
+    clean = raw.str.contains(_CLEAN_RECORD).fill_null(False).to_numpy()
+    if config.max_ambiguous_fraction < 0:  # such a threshold drops even clean records
+        clean[:] = False
+    seqs = raw.str.strip_suffix("*")
+    keep = np.ones(len(raw), dtype=bool)
+    n_amb = np.zeros(len(raw), dtype=np.int64)
+    # The others take the rule record by record, in input order (issues and errors as ever).
+    rows = np.flatnonzero(~clean)
+    others = records.iloc[rows]
+    fixed = []
+    for i, pid, src, value in zip(
+        rows, others["brc_fea_id"], others["source"], others["prot_seq"], strict=True
+    ):
+        cleaned = clean_protein_sequence(str(value), f"{src} (brc_fea_id={pid})", config, issues)
+        keep[i] = cleaned is not None
+        fixed.append(cleaned[0] if cleaned else None)
+        n_amb[i] = cleaned[1] if cleaned else 0
+    seqs = seqs.scatter(rows, pl.Series(fixed, dtype=pl.String)) if len(rows) else seqs
+    return keep, seqs, n_amb
 
 
 def build_protein_final(
     records: pd.DataFrame, virus: VirusSpec, config: CleaningConfig | None = None
 ) -> tuple[pd.DataFrame, CleaningReport]:
-    """Clean raw protein records into the `protein_final` table and a report."""
+    """Clean raw protein records into the `protein_final` table and a report.
+
+    Rows are sorted by assembly_id, segment (registry order), function and brc_fea_id;
+    rows equal on all four keep their input order.
+    """
     config = config or CleaningConfig()
     report = CleaningReport(n_input=len(records))
-    seqs, n_amb, keep = [], [], []
-    for pid, src, raw in zip(
-        records["brc_fea_id"], records["source"], records["prot_seq"], strict=True
-    ):
-        where = f"{src} (brc_fea_id={pid})"
-        cleaned = clean_protein_sequence(str(raw), where, config, report.issues)
-        keep.append(cleaned is not None)
-        if cleaned is not None:
-            seqs.append(cleaned[0])
-            n_amb.append(cleaned[1])
-    df = records.loc[np.asarray(keep, dtype=bool)].copy()
-    df["esm2_ready_seq"] = pd.array(seqs, dtype="string")
-    df["length"] = pd.array([len(s) for s in seqs], dtype="Int64")
-    df["seq_hash"] = pd.array([sequence_hash(s) for s in seqs], dtype="string")
-    df["n_ambiguous"] = pd.array(n_amb, dtype="Int64")
-    df = _apply_length_policy(df, virus, config, report.issues)
-    order = {name: i for i, name in enumerate(virus.segment_names)}
-    df = (
-        df.assign(_seg_order=df["segment"].map(order))
-        .sort_values(["assembly_id", "_seg_order", "function", "brc_fea_id"], kind="stable")
-        .drop(columns="_seg_order")
-        .reset_index(drop=True)[PROTEIN_FINAL_COLUMNS]
+    # polars for the column work (BENCHMARKS.md); pandas out, for the IO manager and previews
+    keep, seqs, n_amb = _clean_sequences(records, config, report.issues)
+    columns = ["brc_fea_id", "assembly_id", "segment", "function", "source", "orf_has_stop"]
+    kept = pl.from_pandas(records[columns]).with_columns(
+        row=pl.int_range(pl.len()), esm2_ready_seq=seqs, n_ambiguous=pl.Series(n_amb)
     )
+    kept = kept.filter(pl.Series(keep)).with_columns(
+        length=pl.col("esm2_ready_seq").str.len_chars().cast(pl.Int64)
+    )
+    kept = _apply_length_policy(kept, virus, config, report.issues)
+    order = {name: i for i, name in enumerate(virus.segment_names)}
+    seg_order = pl.col("segment").replace_strict(order, default=None, return_dtype=pl.Int64)
+    kept = kept.sort(
+        pl.col("assembly_id"), seg_order, pl.col("function"), pl.col("brc_fea_id"),
+        nulls_last=True, maintain_order=True,
+    )  # fmt: skip
+    df = records.iloc[kept["row"].to_numpy()].reset_index(drop=True)
+    df["esm2_ready_seq"] = _pandas_string(kept["esm2_ready_seq"])
+    df["length"] = pd.array(kept["length"].to_numpy(), dtype="Int64")
+    df["seq_hash"] = pd.array(
+        [sequence_hash(s) for s in kept["esm2_ready_seq"].to_list()], dtype="string"
+    )
+    df["n_ambiguous"] = pd.array(kept["n_ambiguous"].to_numpy(), dtype="Int64")
+    df["length_flag"] = _pandas_string(kept["length_flag"])
+    df = df[PROTEIN_FINAL_COLUMNS]
     report.n_output = len(df)
-    segs_per_isolate = df.groupby("assembly_id")["segment"].nunique()
-    report.isolates_single_segment = int((segs_per_isolate == 1).sum())
-    report.isolates_incomplete = int((segs_per_isolate < len(virus.segments)).sum())
-    for isolate in segs_per_isolate[segs_per_isolate == 1].index[:5]:
+    _count_incomplete_isolates(kept, len(virus.segments), report)
+    return df, report
+
+
+def _pandas_string(values: pl.Series) -> pd.arrays.ArrowStringArray:
+    """A polars string column as a pandas "string" array (held as Arrow large_string)."""
+    return pd.array(values.to_arrow(compat_level=pl.CompatLevel.oldest()), dtype="string")
+
+
+def _count_incomplete_isolates(kept: pl.DataFrame, n_segments: int, report: CleaningReport):
+    segments = (
+        kept.filter(pl.col("assembly_id").is_not_null())
+        .group_by("assembly_id")
+        .agg(n=pl.col("segment").drop_nulls().n_unique())
+        .sort("assembly_id")
+    )
+    single = segments.filter(pl.col("n") == 1)["assembly_id"]
+    report.isolates_single_segment = len(single)
+    report.isolates_incomplete = int((segments["n"] < n_segments).sum())
+    for isolate in single.head(5):
         report.issues.examples.setdefault("isolate_single_segment", []).append(str(isolate))
     if report.isolates_single_segment:
         report.issues.counts["isolate_single_segment"] = report.isolates_single_segment
-    return df, report
