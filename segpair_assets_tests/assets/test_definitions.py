@@ -23,7 +23,7 @@ def test_definitions_load_and_validate(tmp_path):
     embedders = ("kmer_aa3", "kmer_nt6", "esm2", "fastesm2", "nucleotide_transformer",
                  "kmer_nt6_aa3", "nt_esm2")  # fmt: skip
     stages = ("master_embeddings", "pair_classifier", "embedding_diagnostics",
-              "isolate_pair_scores", "cross_version_evaluation")  # fmt: skip
+              "isolate_pair_scores", "cross_version_evaluation", "vector_table")  # fmt: skip
     assert names == {
         "protein_final",
         "cooccurrence_sets",
@@ -46,6 +46,8 @@ def test_definitions_load_and_validate(tmp_path):
         "isolate_pair_scores_kmer_nt6",
         "cross_version_evaluation_kmer_aa3",
         "cross_version_evaluation_kmer_nt6",
+        "vector_table_kmer_aa3",
+        "vector_table_kmer_nt6",
     }
     for key in graph.get_all_asset_keys():
         assert graph.get(key).description, f"{key} has no description"
@@ -138,10 +140,10 @@ def test_lineage_groups_by_role_with_everything_that_needs_weights_apart(tmp_pat
     lms = ("esm2", "fastesm2", "nucleotide_transformer", "nt_esm2")
     kmers = ("kmer_aa3", "kmer_nt6", "kmer_nt6_aa3")
     stages = ("master_embeddings", "pair_classifier", "cross_version_evaluation",
-              "embedding_diagnostics", "isolate_pair_scores")  # fmt: skip
+              "embedding_diagnostics", "isolate_pair_scores", "vector_table")  # fmt: skip
     assert groups == {
         "preprocessing": {"protein_final"},
-        "embeddings": {f"master_embeddings_{e}" for e in kmers},
+        "embeddings": {f"{s}_{e}" for s in ("master_embeddings", "vector_table") for e in kmers},
         "pairs": {"cooccurrence_sets", "segment_pairs"},
         "classifiers": {f"{s}_{e}" for s in stages[1:3] for e in kmers},
         "diagnostics": {f"embedding_diagnostics_{e}" for e in kmers},
