@@ -139,7 +139,8 @@ def _print(found, vectors, args, read_as: dict) -> None:
         for query, rows in found.groupby("query", sort=False):
             how = f" (read as {read_as[query]})" if query in read_as else ""
             print(f"\nquery {query}{how}: {rows['rank'].max()} nearest")
-            print(rows[columns].round({"similarity": 4}).to_string(index=False))
+            shown = rows[columns].round({"similarity": 4})
+            print(shown.astype(object).where(shown.notna(), "").to_string(index=False))
             if args.partner:
                 partners = rows.drop_duplicates("assembly_id")["partner_seq_hash"]
                 print(

@@ -141,7 +141,9 @@ class VectorTable:
         if function is not None:
             query = query.where(f"function = {sql_list([function])}", prefilter=True)
         if self.has_ann_index and not exact:
-            query = query.nprobes(nprobes).refine_factor(refine_factor)
+            query = query.nprobes(nprobes)
+            if refine_factor:  # 0: the index's own ranking, no exact re-ranking
+                query = query.refine_factor(refine_factor)
         else:
             query = query.bypass_vector_index()
         found = query.to_pandas()
