@@ -65,6 +65,8 @@ def _defaults(cls) -> dict:
         ("segpair_assets.assets.training:PairClassifierConfig",
          "segpair.training.train:TrainConfig",
          {"schema_pairs", "memory_budget_gb", "baseline_max_train_pairs", "seed"}),
+        ("segpair_assets.assets.vectors:VectorTableConfig",
+         "segpair.vectors.table:VectorTableSettings", set()),
     ],
 )  # fmt: skip
 def test_launchpad_defaults_equal_the_core_defaults(dagster_config, core_config, dagster_only):
