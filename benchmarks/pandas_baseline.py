@@ -35,6 +35,7 @@ from segpair.pairs.segment_pairs import (
     _split_isolates,
 )
 from segpair.registry import VirusSpec
+from segpair.scoring import _function_order
 
 # ------------------------------------------------------------------ protein_final
 
@@ -247,3 +248,59 @@ def _assemble(idx: pd.DataFrame, df: pd.DataFrame) -> pd.DataFrame:
         ca, cb = code[idx["ia"].to_numpy()], code[idx["ib"].to_numpy()]
         cols[f"same_{key}"] = (ca == cb) & (ca >= 0)
     return pd.DataFrame(cols)
+
+
+# ------------------------------------------------------------------ scoring: isolate pairs
+
+
+def orient(
+    pairs: pd.DataFrame, virus: VirusSpec, schema_pairs: list[list[str]] | None
+) -> pd.DataFrame:
+    trained = {tuple(p) for p in schema_pairs} if schema_pairs else None
+    order = _function_order(virus)
+
+    def swapped(a: str, b: str) -> bool:
+        if trained is not None and (a, b) in trained:
+            return False
+        if trained is not None and (b, a) in trained:
+            return True
+        return order.get(a, len(order)) > order.get(b, len(order))
+
+    fa, fb = pairs["function_a"].astype(str), pairs["function_b"].astype(str)
+    swap = pd.Series([swapped(a, b) for a, b in zip(fa, fb, strict=True)], index=pairs.index)
+    out = pairs.copy()
+    for left, right in (("brc_a", "brc_b"), ("function_a", "function_b"),
+                        ("assembly_id_a", "assembly_id_b")):  # fmt: skip
+        out.loc[swap, [left, right]] = pairs.loc[swap, [right, left]].to_numpy()
+    out["schema_pair"] = out["function_a"].astype(str) + "-" + out["function_b"].astype(str)
+    out["in_training_schema"] = [
+        a != b if trained is None else (a, b) in trained
+        for a, b in zip(out["function_a"], out["function_b"], strict=True)
+    ]
+    return out
+
+
+def isolate_pairs(
+    proteins: pd.DataFrame,
+    virus: VirusSpec,
+    schema_pairs: list[list[str]] | None,
+    only_training_schema: bool = True,
+) -> pd.DataFrame:
+    p = proteins[["brc_fea_id", "assembly_id", "segment", "function"]].astype(str)
+    merged = p.merge(p, on="assembly_id", suffixes=("_a", "_b"))
+    merged = merged[merged["segment_a"] != merged["segment_b"]]
+    order = _function_order(virus)
+    # keep each unordered pair once (the earlier function in registry order first)
+    ka = merged["function_a"].map(order).fillna(1e9)
+    kb = merged["function_b"].map(order).fillna(1e9)
+    keep = (ka < kb) | ((ka == kb) & (merged["brc_fea_id_a"] < merged["brc_fea_id_b"]))
+    merged = merged[keep]
+    pairs = pd.DataFrame({
+        "assembly_id_a": merged["assembly_id"], "assembly_id_b": merged["assembly_id"],
+        "brc_a": merged["brc_fea_id_a"], "brc_b": merged["brc_fea_id_b"],
+        "function_a": merged["function_a"], "function_b": merged["function_b"],
+    }).reset_index(drop=True)  # fmt: skip
+    pairs = orient(pairs, virus, schema_pairs)
+    if only_training_schema:
+        pairs = pairs[pairs["in_training_schema"]].reset_index(drop=True)
+    return pairs
