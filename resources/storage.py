@@ -59,6 +59,11 @@ class SegpairStorage(dg.ConfigurableResource):
         """The embedder's vector tables in the virus's other data versions, newest first."""
         return earlier_tables(self.root, virus, check_data_version_name(data_version), embedder)
 
+    def analysis_dir(self, virus: str, data_version: str, embedder: str | None = None) -> Path:
+        """Maps (per embedder) and conservation (per partition) of one partition."""
+        folder = self.root / "analysis" / virus / check_data_version_name(data_version)
+        return folder / embedder if embedder else folder
+
     def model_dir(self, virus: str, data_version: str, embedder: str) -> Path:
         """Checkpoint, metrics, plots and diagnostics of one embedder in one partition."""
         return self.root / "models" / virus / check_data_version_name(data_version) / embedder

@@ -13,9 +13,10 @@ which isolate it came from; HA and NA, under immune pressure, vary far more (see
 - distinct sequences per 100 isolates: distinct proteins (sequence hash) and, where
   `nt_seq` is present, distinct coding sequences, over the isolates with that protein.
 
-Output of `write_conservation` (atomically): `conservation.csv` (the table below),
-`pairwise_identity.parquet` (function, brc_a, brc_b, identity: the sampled pairs, to
-replot) and `conservation.png`.
+Output of `write_conservation` (atomically): `conservation.parquet` (the table below;
+also as `conservation.csv` for the MLflow UI's preview, but pandas reads the function
+"NA" there as missing), `pairwise_identity.parquet` (function, brc_a, brc_b, identity: the
+sampled pairs, to replot) and `conservation.png`.
 
 Table columns: segment, function, proteins, isolates, distinct_proteins,
 distinct_proteins_per_100_isolates, distinct_cds_per_100_isolates (NaN without nt_seq),
@@ -152,10 +153,11 @@ def measure_conservation(
 
 
 def write_conservation(out_dir: Path, result: Conservation, title: str) -> dict[str, Path]:
-    """conservation.csv, pairwise_identity.parquet and conservation.png in `out_dir`, each
-    written atomically; returns the files by name."""
+    """conservation.parquet and .csv, pairwise_identity.parquet and conservation.png in
+    `out_dir`, each written atomically; returns the files by name."""
     png = conservation_png(result.identities, result.table, title)
     writers = {
+        "conservation.parquet": lambda tmp: result.table.to_parquet(tmp, index=False),
         "conservation.csv": lambda tmp: result.table.to_csv(tmp, index=False),
         "pairwise_identity.parquet": lambda tmp: result.identities.to_parquet(tmp, index=False),
         "conservation.png": lambda tmp: tmp.write_bytes(png),

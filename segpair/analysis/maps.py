@@ -8,9 +8,10 @@ Methods: PCA always (the first two components of the centred vectors); then a
 non-linear map on the first `pca_dims` components: UMAP where umap-learn is installed,
 t-SNE (scikit-learn) otherwise. UMAP is given an exact neighbour graph computed by
 scikit-learn, because below 4,096 points umap-learn computes all pairwise distances one
-Python call at a time (55 s for 3,200 points). Above `max_nonlinear_points` distinct
-sequences the non-linear map is fitted on a seeded sample of that many and the others
-are left without non-linear coordinates (NaN), which the `views` table says.
+Python call at a time (55 s for 3,200 points). Above `max_fit_points` distinct vectors,
+PCA and the non-linear map are fitted on a seeded sample of that many: PCA then projects
+every vector (read from the cache in batches, so memory stays bounded) and the others
+have no non-linear coordinates (NaN), which the `views` table says.
 
 Views: "all" (every protein) and the focus function's proteins alone (by default the
 function with the most distinct sequences, e.g. HA), re-projected on their own so the
@@ -63,6 +64,7 @@ METADATA_COLUMNS = [
 MIN_POINTS = 3  # a map of fewer distinct sequences says nothing
 MIN_NONLINEAR_POINTS = 10  # a neighbour graph needs a few neighbours per point
 PURITY_NEIGHBOURS = 10
+PROJECTION_BATCH = 10_000  # vectors read from the cache at a time beyond the sample
 
 
 class NothingToMap(ValueError):
@@ -72,7 +74,7 @@ class NothingToMap(ValueError):
 @dataclass
 class MapConfig:
     nonlinear: NonlinearMethod = "auto"  # auto: UMAP where installed, else t-SNE
-    max_nonlinear_points: int = 20_000
+    max_fit_points: int = 20_000  # above: PCA and UMAP fitted on a seeded sample
     umap_neighbors: int = 15
     umap_min_dist: float = 0.1
     umap_epochs: int = 200
@@ -113,13 +115,25 @@ def resolve_nonlinear(method: NonlinearMethod) -> str | None:
     return method
 
 
-def _pca(x: np.ndarray, dims: int, seed: int) -> tuple[np.ndarray, tuple[float, float]]:
-    """The first min(dims, n, d) principal components and the variance share of PC1, PC2."""
-    k = max(2, min(dims, x.shape[0], x.shape[1]))
-    pca = PCA(n_components=k, random_state=seed)
+def _fit_sample(n: int, config: MapConfig) -> np.ndarray:
+    """Positions the maps are fitted on: all, or a seeded sample of `max_fit_points`."""
+    if n <= config.max_fit_points:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(config.seed).choice(n, config.max_fit_points, False))
+
+
+def _pca(vectors, fitted: np.ndarray, config: MapConfig) -> tuple[np.ndarray, tuple[float, float]]:
+    """The first min(pca_dims, n, d) principal components of every vector, fitted on the
+    `fitted` ones (then the rest projected in batches), and the variance share of PC1, PC2."""
+    x = vectors[fitted]
+    pca = PCA(n_components=max(2, min(config.pca_dims, *x.shape)), random_state=config.seed)
     z = pca.fit_transform(x)
+    if len(fitted) < len(vectors):
+        batches = range(0, len(vectors), PROJECTION_BATCH)
+        z = np.vstack([pca.transform(vectors[np.arange(i, min(i + PROJECTION_BATCH, len(vectors)))])
+                       for i in batches])  # fmt: skip
     ratio = pca.explained_variance_ratio_
-    return z, (float(ratio[0]), float(ratio[1]) if len(ratio) > 1 else 0.0)
+    return z.astype(np.float32), (float(ratio[0]), float(ratio[1]) if len(ratio) > 1 else 0.0)
 
 
 def _umap(z: np.ndarray, config: MapConfig) -> np.ndarray:
@@ -149,37 +163,34 @@ def _tsne(z: np.ndarray, config: MapConfig) -> np.ndarray:
 
 
 def place(
-    x: np.ndarray, config: MapConfig, method: str | None
+    vectors, config: MapConfig, method: str | None
 ) -> tuple[dict[str, np.ndarray], tuple[float, float], str]:
-    """2-D coordinates of each row of `x` per method, PC1/PC2 variance shares, and a note
-    saying what the non-linear map did (or why not). One BLAS/OpenMP thread: beside other
-    steps on 2 cores, threads waiting for each other cost 6x the CPU (PCA of the demo's
-    2,055 x 8,000 3-mer vectors: 0.5 s on one thread, 3.5 s on two)."""
+    """2-D coordinates per method of each of `vectors` (an array, or anything with len()
+    that returns the rows at an array of positions), PC1/PC2 variance shares, and a note
+    saying what the non-linear map did (or why not).
+
+    One BLAS/OpenMP thread: beside other steps on 2 cores, threads waiting for each other
+    cost 6x the CPU (PCA of the demo's 2,055 x 8,000 3-mer vectors: 0.5 s on one thread,
+    3.5 s on two)."""
     with threadpool_limits(limits=1):
-        return _place(x, config, method)
+        return _place(vectors, config, method)
 
 
 def _place(
-    x: np.ndarray, config: MapConfig, method: str | None
+    vectors, config: MapConfig, method: str | None
 ) -> tuple[dict[str, np.ndarray], tuple[float, float], str]:
-    z, explained = _pca(x, config.pca_dims, config.seed)
+    n = len(vectors)
+    fitted = _fit_sample(n, config)
+    z, explained = _pca(vectors, fitted, config)
     coords = {"pca": z[:, :2]}
+    sampled = (f"; PCA and {method or 'the map'} fitted on a seeded sample of {len(fitted):,} "
+               f"of {n:,} (max_fit_points), PCA projects them all"
+               if len(fitted) < n else "")  # fmt: skip
     if method is None:
-        return coords, explained, "no non-linear map (nonlinear = 'none')"
-    n = len(z)
-    if n < MIN_NONLINEAR_POINTS:
-        return (
-            coords,
-            explained,
-            (
-                f"{method} skipped: {n} distinct sequences, too few for a "
-                f"neighbour graph (needs {MIN_NONLINEAR_POINTS})"
-            ),
-        )
-    fitted = np.arange(n)
-    if n > config.max_nonlinear_points:
-        rng = np.random.default_rng(config.seed)
-        fitted = np.sort(rng.choice(n, config.max_nonlinear_points, replace=False))
+        return coords, explained, "no non-linear map (nonlinear = 'none')" + sampled
+    if len(fitted) < MIN_NONLINEAR_POINTS:
+        return coords, explained, (f"{method} skipped: {n} distinct sequences, too few for a "
+                                   f"neighbour graph (needs {MIN_NONLINEAR_POINTS})")  # fmt: skip
     xy = np.full((n, 2), np.nan)
     xy[fitted] = (_umap if method == "umap" else _tsne)(z[fitted], config)
     coords[method] = xy
@@ -187,14 +198,11 @@ def _place(
         f"{min(config.umap_neighbors, len(fitted) - 1)} neighbours, min_dist "
         f"{config.umap_min_dist}, {config.umap_epochs} epochs"
         if method == "umap"
-        else "scikit-learn t-SNE, umap-learn not installed"
+        else f"scikit-learn, perplexity {min(30.0, (len(fitted) - 1) / 3):.0f}"
     )
     note = f"{method} on {len(fitted):,} distinct sequences ({settings}, from {z.shape[1]} PCs)"
-    if len(fitted) < n:
-        note += (
-            f"; a seeded sample of {len(fitted):,} of {n:,} "
-            f"(max_nonlinear_points): the others have no {method} coordinates"
-        )
+    if sampled:
+        note += f"{sampled}; the others have no {method} coordinates"
     return coords, explained, note
 
 
@@ -237,14 +245,28 @@ def _focus(proteins: pd.DataFrame, wanted: str | None) -> str:
     return wanted
 
 
+class CacheRows:
+    """Some rows of a master cache as `place` reads them: len() and the vectors at an
+    array of positions, read from the HDF5 file when asked (never all at once)."""
+
+    def __init__(self, store: EmbeddingStore, rows: np.ndarray):
+        self.store, self.rows = store, rows
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, positions: np.ndarray) -> np.ndarray:
+        return self.store.gather_rows(self.rows[positions])
+
+
 def _view(
-    proteins: pd.DataFrame, rows: np.ndarray, x: np.ndarray, config: MapConfig,
+    proteins: pd.DataFrame, rows: np.ndarray, store: EmbeddingStore, config: MapConfig,
     method: str | None, name: str, label_column: str | None,
 ) -> tuple[pd.DataFrame, dict, list[dict]]:  # fmt: skip
-    """Place the distinct vectors (`rows` of `x`) of one view: per protein coordinates, the
+    """Place the distinct vectors (cache `rows`) of one view: per protein coordinates, the
     view's summary row and how well each method separates `label_column`."""
     unique, first, inverse = np.unique(rows, return_index=True, return_inverse=True)
-    coords, (pc1, pc2), note = place(x[unique], config, method)
+    coords, (pc1, pc2), note = place(CacheRows(store, unique), config, method)
     frame = proteins[[c for c in METADATA_COLUMNS if c in proteins]].reset_index(drop=True)
     frame.insert(0, "view", name)
     for m, xy in coords.items():
@@ -288,20 +310,17 @@ def build_embedding_map(
     config = config or MapConfig()
     method = resolve_nonlinear(config.nonlinear)
     embedded, rows = _embedded(proteins, store)
-    unique_rows = np.unique(rows)
-    x = store.gather_rows(unique_rows)
-    positions = np.searchsorted(unique_rows, rows)  # each protein's row within x
     focus = _focus(embedded, config.focus_function)
     focus_colour = next((c for c in FOCUS_COLOURS if _has_values(embedded, c)), None)
     in_focus = (embedded["function"] == focus).to_numpy()
     views = [("all", np.ones(len(embedded), bool), "function")]
-    if len(np.unique(positions[in_focus])) >= MIN_POINTS:
+    if len(np.unique(rows[in_focus])) >= MIN_POINTS:
         views.append((focus, in_focus, focus_colour))
     frames, summaries, separation = [], [], []
     with threadpool_limits(limits=1):  # as in `place`: the silhouette's distances too
         for name, keep, label_column in views:
             frame, summary, separates = _view(
-                embedded[keep], positions[keep], x, config, method, name, label_column
+                embedded[keep], rows[keep], store, config, method, name, label_column
             )
             frames.append(frame)
             summaries.append(summary)

@@ -139,6 +139,7 @@ def schema_pair_png(per_pair: pd.DataFrame, title: str) -> bytes:
     for i, (d, overlap) in enumerate(zip(rows["cohens_d"], rows["histogram_overlap"], strict=True)):
         ax.text(d, i, f" {overlap:.0%}", va="center", ha="left" if d >= 0 else "right", fontsize=6)
     ax.axvline(0.5, color="k", ls=":", lw=0.8)
+    ax.margins(x=0.15)  # room for the overlap labels at both ends
     ax.set_yticks(at, rows["schema_pair"], fontsize=7)
     ax.set(xlabel="Cohen's d (label: histogram overlap; dotted: d = 0.5)", title=title)
     return _png(fig)

@@ -82,6 +82,10 @@ class EmbedderSpec:
         return f"cross_version_evaluation_{self.name}"
 
     @property
+    def map_asset(self) -> str:
+        return f"embedding_map_{self.name}"
+
+    @property
     def vector_table_asset(self) -> str:
         return f"vector_table_{self.name}"
 

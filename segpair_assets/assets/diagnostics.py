@@ -27,17 +27,31 @@ DIAGNOSTICS_RUNS = RunsTable(
 
 
 def diagnostics_metadata(diag: SimilarityDiagnostics, run: TrackedRun, histogram: str) -> dict:
-    """Figures, the per-protein table, the histogram and the MLflow links (README:
-    "What the diagnostics' metadata holds")."""
+    """Figures, the per-protein and per-schema-pair tables, the plots and the MLflow links
+    (README: "What the diagnostics' metadata holds")."""
     return {
         **rounded(diag.summary),
         "similarity_histogram": images(
             {"cosine similarity of positive and negative pairs": run.artifact_url(histogram)}
         ),
         "per_function": table(diag.per_function),
+        "per_schema_pair": table(diag.per_schema_pair),
+        "per_schema_pair_plot": images(
+            {"Cohen's d per schema pair": run.artifact_url("per_schema_pair_similarity.png")}
+        ),
         "mlflow_run": dg.MetadataValue.url(run.url),
         "mlflow_experiment": dg.MetadataValue.url(run.experiment_url),
         "mlflow_run_id": run.run_id,
+    }
+
+
+def schema_pair_metrics(per_schema_pair: pd.DataFrame) -> dict[str, float]:
+    """`cohens_d_HA-NA`, `histogram_overlap_HA-NA`, ...: where they are defined."""
+    return {
+        f"{stat}_{row['schema_pair']}": significant(row[stat])
+        for row in per_schema_pair.to_dict("records")
+        for stat in ("cohens_d", "histogram_overlap")
+        if pd.notna(row[stat])
     }
 
 
@@ -48,8 +62,9 @@ def build_diagnostics_asset(spec: EmbedderSpec) -> dg.AssetsDefinition:
         kinds={"numpy", "mlflow"},
         description=(
             f"Similarity diagnostics of the {spec.name} embeddings: cosine similarity of "
-            "positive vs negative pairs (means, Cohen's d, histogram overlap) and intra- vs "
-            "inter-function similarity, with a histogram; also logged to MLflow. Weak raw "
+            "positive vs negative pairs (means, Cohen's d, histogram overlap; pooled and per "
+            "schema pair) and intra- vs inter-function similarity, with a histogram and a "
+            "per-schema-pair plot; also logged to MLflow. Weak raw "
             "separation does not mean no signal: interaction features and a model may still "
             "find it."
         ),
@@ -74,6 +89,7 @@ def build_diagnostics_asset(spec: EmbedderSpec) -> dg.AssetsDefinition:
             run_origin(context), tags, tags, DIAGNOSTICS_RUNS,
         ) as run:  # fmt: skip
             run.log_metrics({k: significant(v) for k, v in s.items()})
+            run.log_metrics(schema_pair_metrics(diag.per_schema_pair))
             run.log_artifacts(files)
             run.describe(f"**{spec.name}: {said}** (positive vs negative pairs, raw vectors).")
         context.log.info(f"{spec.name}: {said}; MLflow run: {run.url}")

@@ -38,6 +38,7 @@ def stage_group(spec: EmbedderSpec, asset: str) -> str:
         spec.classifier_asset: "classifiers",
         spec.evaluation_asset: "classifiers",
         spec.diagnostics_asset: "diagnostics",
+        spec.map_asset: "diagnostics",
         spec.scores_asset: "scoring",
     }[asset]
 

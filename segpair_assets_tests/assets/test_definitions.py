@@ -23,11 +23,13 @@ def test_definitions_load_and_validate(tmp_path):
     embedders = ("kmer_aa3", "kmer_nt6", "esm2", "fastesm2", "nucleotide_transformer",
                  "kmer_nt6_aa3", "nt_esm2")  # fmt: skip
     stages = ("master_embeddings", "pair_classifier", "embedding_diagnostics",
-              "isolate_pair_scores", "cross_version_evaluation", "vector_table")  # fmt: skip
+              "isolate_pair_scores", "cross_version_evaluation", "vector_table",
+              "embedding_map")  # fmt: skip
     assert names == {
         "protein_final",
         "cooccurrence_sets",
         "segment_pairs",
+        "segment_conservation",
         *(f"{stage}_{e}" for stage in stages for e in embedders),
     }
     main = defs.resolve_job_def("segpair_main_job")
@@ -48,6 +50,9 @@ def test_definitions_load_and_validate(tmp_path):
         "cross_version_evaluation_kmer_nt6",
         "vector_table_kmer_aa3",
         "vector_table_kmer_nt6",
+        "embedding_map_kmer_aa3",
+        "embedding_map_kmer_nt6",
+        "segment_conservation",
     }
     for key in graph.get_all_asset_keys():
         assert graph.get(key).description, f"{key} has no description"
@@ -140,13 +145,15 @@ def test_lineage_groups_by_role_with_everything_that_needs_weights_apart(tmp_pat
     lms = ("esm2", "fastesm2", "nucleotide_transformer", "nt_esm2")
     kmers = ("kmer_aa3", "kmer_nt6", "kmer_nt6_aa3")
     stages = ("master_embeddings", "pair_classifier", "cross_version_evaluation",
-              "embedding_diagnostics", "isolate_pair_scores", "vector_table")  # fmt: skip
+              "embedding_diagnostics", "isolate_pair_scores", "vector_table",
+              "embedding_map")  # fmt: skip
     assert groups == {
         "preprocessing": {"protein_final"},
         "embeddings": {f"{s}_{e}" for s in ("master_embeddings", "vector_table") for e in kmers},
         "pairs": {"cooccurrence_sets", "segment_pairs"},
         "classifiers": {f"{s}_{e}" for s in stages[1:3] for e in kmers},
-        "diagnostics": {f"embedding_diagnostics_{e}" for e in kmers},
+        "diagnostics": {"segment_conservation"}
+        | {f"{s}_{e}" for s in ("embedding_diagnostics", "embedding_map") for e in kmers},
         "scoring": {f"isolate_pair_scores_{e}" for e in kmers},
         "language_models": {f"{s}_{e}" for s in stages for e in lms},
     }

@@ -62,11 +62,13 @@ def test_pca_map_separates_two_synthetic_clusters():
 @pytest.mark.parametrize("method", ["umap", "tsne"])
 def test_nonlinear_maps_keep_the_clusters_and_a_sample_cap_says_what_it_left_out(method):
     x, labels = _two_clusters()
-    coords, _, note = place(x, MapConfig(max_nonlinear_points=60), method)
+    coords, _, note = place(x, MapConfig(max_fit_points=60), method)
     xy = coords[method]
     assert np.isnan(xy[:, 0]).sum() == 20  # 80 points, 60 fitted
+    assert np.isfinite(coords["pca"]).all()  # PCA, fitted on the 60, projects all 80
     assert "a seeded sample of 60 of 80" in note
     assert function_separation(xy, labels)["nn_purity"] == 1.0
+    assert function_separation(coords["pca"], labels)["nn_purity"] == 1.0
     few, _, why = place(x[:5], MapConfig(), method)
     assert set(few) == {"pca"} and "too few for a neighbour graph" in why
 
@@ -131,6 +133,12 @@ def test_a_missing_column_is_named_not_drawn_and_no_vectors_is_no_map(small_flu)
         )
         assert emap.missing_columns == {"host": "not a column of protein_final"}
         assert "map_by_host.png" not in map_plots(emap, "t")
+        # PCA fitted on a sample of 50 distinct vectors still places every protein
+        sampled = build_embedding_map(
+            proteins, store, MapConfig(nonlinear="none", max_fit_points=50)
+        )
+        assert sampled.coordinates[["pca_x", "pca_y"]].notna().all().all()
+        assert "a seeded sample of 50 of" in sampled.views.set_index("view").loc["all", "nonlinear"]
         others = proteins.assign(brc_fea_id=proteins["brc_fea_id"] + "_not_in_the_cache")
         with pytest.raises(NothingToMap, match="0 of .* proteins have a kmer_aa3 vector"):
             build_embedding_map(others, store)

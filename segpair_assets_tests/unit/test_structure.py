@@ -67,6 +67,10 @@ def _defaults(cls) -> dict:
          {"schema_pairs", "memory_budget_gb", "baseline_max_train_pairs", "seed"}),
         ("segpair_assets.assets.vectors:VectorTableConfig",
          "segpair.vectors.table:VectorTableSettings", set()),
+        ("segpair_assets.assets.analysis:EmbeddingMapConfig",
+         "segpair.analysis.maps:MapConfig", set()),
+        ("segpair_assets.assets.analysis:SegmentConservationConfig",
+         "segpair.analysis.conservation:ConservationConfig", set()),
     ],
 )  # fmt: skip
 def test_launchpad_defaults_equal_the_core_defaults(dagster_config, core_config, dagster_only):
