@@ -126,8 +126,8 @@ def test_the_main_job_maps_every_weight_free_embedder_on_the_demo(trained):
 def test_real_influenza_maps_keep_functions_apart(dagster_instance, data_root):
     """The NCBI influenza set (6,898 proteins, 2,432 distinct 3-mer vectors): on the
     kmer_aa3 maps each protein's nearest neighbours are its own function. Measured: UMAP
-    nearest-neighbour purity 0.9955, PCA 0.9267 (PCA's two axes fold the eight functions
-    onto four groups); thresholds 0.97 and 0.85. Conservation: PB1 most conserved (median
+    nearest-neighbour purity 0.9951, PCA 0.9267 (PCA's two axes fold the eight functions
+    onto four clumps); thresholds 0.97 and 0.85. Conservation: PB1 most conserved (median
     identity 0.971), HA least (0.461)."""
     src = require_shared_data("influenza_a")
     folder = data_root / "raw" / "flu_a" / "ncbi"
