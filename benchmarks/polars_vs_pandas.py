@@ -1,0 +1,206 @@
+"""polars against pandas on the data path, side by side (issue 17).
+
+Stages, each run as the pandas code the port replaced (`benchmarks/pandas_baseline.py`)
+and as segpair's code (polars inside, pandas at the boundaries):
+
+- protein_final: cleaning the raw protein records (`build_protein_final`);
+- cooccurrence_sets: `build_cooccurrence`;
+- segment_pairs: the pair build, default config (`build_segment_pairs`);
+- isolate_pairs: the scoring path's enumeration of every cross-segment pair in each
+  isolate, all function pairs (`isolate_pairs`).
+
+Input: SIMULATED flu_a, seed 1, `--isolates` isolates (8 segments). The simulator writes
+the raw records in its own process; protein_final and cooccurrence_sets are then built
+once (the inputs of the later stages). Each stage x variant runs in a fresh process: input
+loaded (not timed), the stage timed, the peak RSS of that process (ru_maxrss, input
+included) reported, the output pickled. The parent checks that both variants' outputs
+are identical: same columns, dtypes, rows in the same order, same statistics.
+
+    .venv/bin/python benchmarks/polars_vs_pandas.py [--isolates 100000] [--stages ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import pickle
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+STAGES = ("protein_final", "cooccurrence_sets", "segment_pairs", "isolate_pairs")
+VARIANTS = ("pandas", "polars")
+
+
+def _peak_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _prepare(n: int, work: Path) -> None:
+    """Raw records, protein_final and cooccurrence_sets of `n` simulated isolates."""
+    from segpair.cleaning import build_protein_final
+    from segpair.pairs.cooccurrence import build_cooccurrence
+    from segpair.readers.common import records_frame
+    from segpair.registry import load_registry
+    from segpair.simulator import SimulationConfig, simulate_population
+
+    virus = load_registry().get("flu_a")
+    pop = simulate_population(virus, SimulationConfig(n_isolates=n, seed=1))
+    rows = pop.proteins.merge(pop.isolates[["assembly_id", "subtype", "host", "year"]])
+    del pop
+    rows = rows.assign(source="sim", product=rows["function"])
+    records = records_frame(rows.to_dict("records"))
+    del rows
+    records.to_parquet(work / "records.parquet")
+    proteins, _ = build_protein_final(records, virus)
+    proteins.to_parquet(work / "protein_final.parquet")
+    build_cooccurrence(proteins)[0].to_parquet(work / "cooccurrence.parquet")
+
+
+def _run_stage(stage: str, variant: str, work: Path) -> None:
+    """One stage in this process: load its input, time it, pickle (output, statistics)."""
+    import pandas as pd
+
+    import segpair.cleaning
+    import segpair.pairs.cooccurrence
+    import segpair.pairs.segment_pairs
+    import segpair.scoring
+    from segpair.registry import load_registry
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    import pandas_baseline
+
+    virus = load_registry().get("flu_a")
+    code = {
+        "pandas": {"protein_final": pandas_baseline.build_protein_final,
+                   "cooccurrence_sets": pandas_baseline.build_cooccurrence,
+                   "segment_pairs": pandas_baseline.build_segment_pairs,
+                   "isolate_pairs": pandas_baseline.isolate_pairs},
+        "polars": {"protein_final": segpair.cleaning.build_protein_final,
+                   "cooccurrence_sets": segpair.pairs.cooccurrence.build_cooccurrence,
+                   "segment_pairs": segpair.pairs.segment_pairs.build_segment_pairs,
+                   "isolate_pairs": segpair.scoring.isolate_pairs},
+    }[variant][stage]  # fmt: skip
+    if stage == "protein_final":
+        args = (pd.read_parquet(work / "records.parquet"), virus)
+    elif stage == "cooccurrence_sets":
+        args = (pd.read_parquet(work / "protein_final.parquet"),)
+    elif stage == "segment_pairs":
+        proteins = pd.read_parquet(work / "protein_final.parquet")
+        args = (proteins, pd.read_parquet(work / "cooccurrence.parquet"), virus)
+    else:
+        args = (pd.read_parquet(work / "protein_final.parquet"), virus, None, False)
+    input_mib = _peak_mib()
+    start = time.perf_counter()
+    result = code(*args)
+    seconds = time.perf_counter() - start
+    peak = _peak_mib()
+    table, stats = (result, None) if isinstance(result, pd.DataFrame) else (result[0], result[1:])
+    with open(work / f"{stage}.{variant}.pkl", "wb") as out:
+        pickle.dump((table, _comparable(stats)), out, protocol=pickle.HIGHEST_PROTOCOL)
+    print(json.dumps({"seconds": seconds, "peak_mib": peak, "input_mib": input_mib,
+                      "rows": len(table)}))  # fmt: skip
+
+
+def _comparable(stats):
+    """Statistics as plain values (dict key order kept, so issue order counts too)."""
+    if stats is None:
+        return None
+    out = []
+    for item in stats:
+        if dataclasses.is_dataclass(item):
+            item = {k: getattr(item, k) for k in item.__dataclass_fields__}
+        if isinstance(item, dict) and "issues" in item:  # a CleaningReport
+            issues = item.pop("issues")
+            item["issue_counts"] = list(issues.counts.items())
+            item["issue_examples"] = list(issues.examples.items())
+        out.append(json.dumps(item, sort_keys=False, default=str))
+    return out
+
+
+def _difference(stage: str, work: Path) -> str:
+    """'' when both variants' outputs are identical, else what differs."""
+    import pandas as pd
+
+    (a, stats_a), (b, stats_b) = (
+        pickle.loads((work / f"{stage}.{v}.pkl").read_bytes()) for v in VARIANTS
+    )
+    try:
+        pd.testing.assert_frame_equal(a, b, check_exact=True, check_categorical=True)
+    except AssertionError as err:
+        return str(err).splitlines()[0] + " " + " ".join(str(err).splitlines()[1:4])
+    for column in a.columns:
+        if isinstance(a[column].dtype, pd.CategoricalDtype):
+            ca, cb = a[column].cat.categories, b[column].cat.categories
+            if ca.dtype != cb.dtype:
+                return f"{column}: categories of dtype {ca.dtype} vs {cb.dtype}"
+    if stats_a != stats_b:
+        return f"statistics differ: {stats_a} vs {stats_b}"
+    return ""
+
+
+HEADER = (
+    f"{'stage':<18} {'rows out':>10} {'pandas s':>9} {'polars s':>9} {'ratio':>6} "
+    f"{'pandas MiB':>11} {'polars MiB':>11} {'ratio':>6} {'input MiB':>10}  identical"
+)
+
+
+def _row(stage: str, pd_: dict, pl_: dict, diff: str) -> str:
+    """Ratios are pandas / polars: above 1, polars is faster or leaner."""
+    return (
+        f"{stage:<18} {pl_['rows']:>10,} {pd_['seconds']:>9.1f} {pl_['seconds']:>9.1f} "
+        f"{pd_['seconds'] / pl_['seconds']:>5.1f}x {pd_['peak_mib']:>11,.0f} "
+        f"{pl_['peak_mib']:>11,.0f} {pd_['peak_mib'] / pl_['peak_mib']:>5.2f}x "
+        f"{pd_['input_mib']:>10,.0f}  {'yes' if not diff else 'NO: ' + diff}"
+    )
+
+
+def _child(*args: str) -> dict:
+    out = subprocess.run([sys.executable, __file__, *args], check=True, capture_output=True,
+                         text=True)  # fmt: skip
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--isolates", type=int, default=100_000)
+    parser.add_argument("--stages", nargs="+", choices=STAGES, default=list(STAGES))
+    parser.add_argument(
+        "--workdir", type=Path, help="keep the simulated inputs here, reuse them next time"
+    )
+    parser.add_argument("--prepare", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--stage", help=argparse.SUPPRESS)
+    parser.add_argument("--variant", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.prepare:
+        _prepare(args.isolates, args.workdir)
+        return
+    if args.stage:
+        _run_stage(args.stage, args.variant, args.workdir)
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        work = args.workdir or Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        stamp = work / f"inputs_{args.isolates}.done"
+        if not stamp.exists():
+            t0 = time.perf_counter()
+            subprocess.run([sys.executable, __file__, "--prepare", "--isolates",
+                            str(args.isolates), "--workdir", str(work)], check=True)  # fmt: skip
+            stamp.write_text("")
+            print(f"inputs: {args.isolates} isolates simulated in {time.perf_counter() - t0:.0f} s")
+        print(f"load average before: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+        print(HEADER)
+        for stage in args.stages:
+            runs = {v: _child("--stage", stage, "--variant", v, "--workdir", str(work))
+                    for v in VARIANTS}  # fmt: skip
+            print(_row(stage, runs["pandas"], runs["polars"], _difference(stage, work)), flush=True)
+        print(f"load average after: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+
+
+if __name__ == "__main__":
+    main()
