@@ -30,13 +30,22 @@ def provenance_metadata(prov: Provenance) -> dict:
     }
 
 
+def provenance_of(
+    context: dg.AssetExecutionContext | dg.OpExecutionContext, storage: SegpairStorage,
+    reproducibility: Reproducibility, config: object = None, seeds: dict[str, int] | None = None,
+) -> Provenance:  # fmt: skip
+    """The provenance of this partition's materialization (for an op inside a graph asset,
+    which adds it to its output's metadata itself)."""
+    virus, version = virus_and_version(context)
+    return provenance(config, storage.raw_dir(virus, version), reproducibility.master_seed, seeds)
+
+
 def record_provenance(
     context: dg.AssetExecutionContext, storage: SegpairStorage, reproducibility: Reproducibility,
     config: object = None, seeds: dict[str, int] | None = None,
 ) -> Provenance:  # fmt: skip
     """Add the provenance of this partition's materialization to its metadata; returns it
     (`.flat()` gives the MLflow tags)."""
-    virus, version = virus_and_version(context)
-    prov = provenance(config, storage.raw_dir(virus, version), reproducibility.master_seed, seeds)
+    prov = provenance_of(context, storage, reproducibility, config, seeds)
     context.add_asset_metadata(provenance_metadata(prov))
     return prov

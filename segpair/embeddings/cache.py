@@ -24,6 +24,7 @@ complete pair or the new complete pair, never a mix: kill -9 at any point is saf
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import uuid
@@ -336,6 +337,15 @@ def commit_cache(
     write_text_atomic(paths.commit_record, json.dumps(record))
     recover(paths)  # performs the renames the record names
     return content_id
+
+
+def content_version(index: pd.DataFrame, signature: str) -> str:
+    """What a cache holds, as a short hash: the model signature and each protein's cache
+    key (a vector is a function of its key), so a re-commit of the same proteins with the
+    same model gives the same version, unlike the per-commit `content_id`."""
+    pairs = index[["brc_fea_id", "cache_key"]].astype(str).sort_values("brc_fea_id")
+    text = signature + "\n" + "\n".join(pairs["brc_fea_id"] + ":" + pairs["cache_key"])
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _fsync_file(path: Path) -> None:

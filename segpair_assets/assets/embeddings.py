@@ -8,6 +8,7 @@ signature. A merged entry is one CPU step that reads its sources' committed cach
 their models) and puts their vectors side by side (`segpair.embeddings.merged`).
 """
 
+import warnings
 from dataclasses import asdict
 from typing import Literal
 
@@ -16,9 +17,10 @@ import pandas as pd
 from pydantic import Field
 
 from resources.embedders import ComputeDevice, Embedders
+from resources.reproducibility import Reproducibility
 from resources.storage import SegpairStorage
 from segpair.embeddings.base import signature_of
-from segpair.embeddings.cache import EmbeddingStore
+from segpair.embeddings.cache import EmbeddingStore, content_version
 from segpair.embeddings.catalog import EmbedderSpec
 from segpair.embeddings.device import device_for_shard
 from segpair.embeddings.merged import prepare_merged_cache
@@ -38,6 +40,7 @@ from segpair_assets.assets.per_embedder import (
     weights_note,
 )
 from segpair_assets.partitions import virus_and_version, virus_data_version_partitions
+from segpair_assets.provenance import provenance_metadata, provenance_of
 
 GPU_POOL = "gpu"
 # Celery routes steps by this tag: the embedding steps go to workers on GPU machines.
@@ -114,6 +117,18 @@ def cache_metadata(prepared: PreparedCache) -> dict:
     }  # fmt: skip
 
 
+def cache_output(context, prepared: PreparedCache, storage, reproducibility, config, extra=None):
+    """The cache as the asset's output: its metadata, its provenance, and a data version
+    from its content (signature + every protein's key), so dependents show stale only
+    when what they read changed."""
+    prov = provenance_of(context, storage, reproducibility, config)
+    version = content_version(prepared.index, str(prepared.attrs.get("signature", "")))
+    metadata = {**cache_metadata(prepared), **(extra or {}), **provenance_metadata(prov)}
+    with warnings.catch_warnings():  # data_version on Output is "beta" in Dagster 1.13
+        warnings.simplefilter("ignore", dg.BetaWarning)
+        return dg.Output(prepared, metadata=metadata, data_version=dg.DataVersion(version))
+
+
 def _partition_caches(context, storage: SegpairStorage, spec: EmbedderSpec, config):
     """This partition's cache paths, and the earlier versions' caches it may reuse."""
     virus, version = virus_and_version(context)
@@ -143,7 +158,8 @@ def build_embedding_asset(spec: EmbedderSpec) -> dg.AssetsDefinition:
     )  # fmt: skip
     def _embeddings(
         context: dg.AssetExecutionContext, config: EmbeddingConfig, storage: SegpairStorage,
-        embedders: Embedders, compute_device: ComputeDevice, protein_final: pd.DataFrame,
+        embedders: Embedders, compute_device: ComputeDevice, reproducibility: Reproducibility,
+        protein_final: pd.DataFrame,
     ) -> dg.Output[PreparedCache]:  # fmt: skip
         paths, previous = _partition_caches(context, storage, spec, config)
         prepared = prepare_master_cache(
@@ -151,7 +167,7 @@ def build_embedding_asset(spec: EmbedderSpec) -> dg.AssetsDefinition:
             config.mode, config.chunk_size, config.storage_precision, context.log.info,
         )  # fmt: skip
         _report_problems(context, prepared)
-        return dg.Output(prepared, metadata=cache_metadata(prepared))
+        return cache_output(context, prepared, storage, reproducibility, config)
 
     return _embeddings
 
@@ -225,7 +241,8 @@ def commit_op(spec: EmbedderSpec) -> dg.OpDefinition:
     )  # fmt: skip
     def commit(
         context: dg.OpExecutionContext, config: ShardedEmbeddingConfig, storage: SegpairStorage,
-        embedders: Embedders, compute_device: ComputeDevice, protein_final, shard_reports: list,
+        embedders: Embedders, compute_device: ComputeDevice, reproducibility: Reproducibility,
+        protein_final, shard_reports: list,
     ) -> dg.Output[PreparedCache]:  # fmt: skip
         paths, previous = _partition_caches(context, storage, spec, config)
         embedder = embedders.build(spec, compute_device)
@@ -237,8 +254,8 @@ def commit_op(spec: EmbedderSpec) -> dg.OpDefinition:
         credit_shards(prepared.report, shard_reports)
         _report_problems(context, prepared)
         shards = pd.DataFrame(shard_reports).drop(columns=["signature"])
-        return dg.Output(prepared, metadata={
-            **cache_metadata(prepared), "shards": len(shard_reports),
+        return cache_output(context, prepared, storage, reproducibility, config, {
+            "shards": len(shard_reports),
             "shard_reports": dg.MetadataValue.md(markdown_table(shards, max_rows=64)),
         })  # fmt: skip
 
@@ -294,7 +311,8 @@ def build_merged_embedding_asset(spec: EmbedderSpec) -> dg.AssetsDefinition:
     )  # fmt: skip
     def _merged(
         context: dg.AssetExecutionContext, config: EmbeddingConfig, storage: SegpairStorage,
-        protein_final: pd.DataFrame, **source_caches: EmbeddingStore,
+        reproducibility: Reproducibility, protein_final: pd.DataFrame,
+        **source_caches: EmbeddingStore,
     ) -> dg.Output[PreparedCache]:  # fmt: skip
         paths, previous = _partition_caches(context, storage, spec, config)
         stores = [source_caches[s.embedder] for s in spec.sources]
@@ -308,9 +326,8 @@ def build_merged_embedding_asset(spec: EmbedderSpec) -> dg.AssetsDefinition:
                 store.close()
         _report_problems(context, prepared)
         sources = {s.paths.embedder: f"{s.signature} ({s.dim} dims)" for s in stores}
-        return dg.Output(prepared, metadata={
-            **cache_metadata(prepared), "sources": dg.MetadataValue.json(sources),
-            "block_norm": spec.block_norm,
+        return cache_output(context, prepared, storage, reproducibility, config, {
+            "sources": dg.MetadataValue.json(sources), "block_norm": spec.block_norm,
         })  # fmt: skip
 
     return _merged

@@ -1,6 +1,7 @@
 """Stage 1: raw records of a data version -> the cleaned `protein_final` table."""
 
 import hashlib
+import warnings
 from typing import Literal
 
 import dagster as dg
@@ -184,7 +185,9 @@ def protein_final(
         f"protein_final: {len(df)} proteins, {metadata['isolates']} isolates ({origin})"
     )
     version = content_version(prov.data_fingerprint, prov.config_hash)
-    return dg.Output(df, metadata=metadata, data_version=version)
+    with warnings.catch_warnings():  # data_version on Output is "beta" in Dagster 1.13
+        warnings.simplefilter("ignore", dg.BetaWarning)
+        return dg.Output(df, metadata=metadata, data_version=version)
 
 
 def content_version(*parts: str) -> dg.DataVersion:
