@@ -314,7 +314,7 @@ def build_embedding_map(
     focus_colour = next((c for c in FOCUS_COLOURS if _has_values(embedded, c)), None)
     in_focus = (embedded["function"] == focus).to_numpy()
     views = [("all", np.ones(len(embedded), bool), "function")]
-    if len(np.unique(rows[in_focus])) >= MIN_POINTS:
+    if focus_colour is not None and len(np.unique(rows[in_focus])) >= MIN_POINTS:
         views.append((focus, in_focus, focus_colour))
     frames, summaries, separation = [], [], []
     with threadpool_limits(limits=1):  # as in `place`: the silhouette's distances too
@@ -328,6 +328,8 @@ def build_embedding_map(
     colours = [c for c in COLOUR_COLUMNS if _has_values(embedded, c)]
     missing = {c: ("not a column of protein_final" if c not in embedded else "no values")
                for c in COLOUR_COLUMNS if c not in colours}  # fmt: skip
+    if focus_colour is None:
+        missing["focus map"] = f"{focus} not mapped alone: no {', '.join(FOCUS_COLOURS)} values"
     return EmbeddingMap(
         coordinates=pd.concat(frames, ignore_index=True),
         methods=["pca"] + [m for m in (method,) if m and f"{m}_x" in frames[0]],

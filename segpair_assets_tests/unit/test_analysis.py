@@ -133,6 +133,12 @@ def test_a_missing_column_is_named_not_drawn_and_no_vectors_is_no_map(small_flu)
         )
         assert emap.missing_columns == {"host": "not a column of protein_final"}
         assert "map_by_host.png" not in map_plots(emap, "t")
+        # nothing to colour the focus protein by (the real SFTS set): not mapped alone
+        bare = proteins.assign(subtype=None, host="", year=pd.NA)
+        emap = build_embedding_map(bare, store, MapConfig(nonlinear="none"))
+        assert set(emap.coordinates["view"]) == {"all"} and emap.focus_colour is None
+        assert emap.missing_columns["focus map"].endswith("no subtype, host, year values")
+        assert set(map_plots(emap, "t")) == {"map_by_function.png"}
         # PCA fitted on a sample of 50 distinct vectors still places every protein
         sampled = build_embedding_map(
             proteins, store, MapConfig(nonlinear="none", max_fit_points=50)
