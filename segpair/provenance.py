@@ -23,7 +23,7 @@ from importlib import metadata
 from pathlib import Path
 
 DEFAULT_MASTER_SEED = 42
-PROCESSES = ("preprocessing", "embeddings", "dataset", "training", "evaluation")
+PROCESSES = ("dataset", "training", "evaluation", "analysis")  # those that draw at random
 PACKAGES = ("segpair", "torch", "transformers", "dagster", "mlflow", "numpy", "pandas",
             "polars", "scikit-learn", "h5py", "lancedb")  # fmt: skip
 _CHUNK = 1 << 20

@@ -12,6 +12,7 @@ import pandas as pd
 from pydantic import Field
 
 from resources.mlflow_tracking import MlflowTracking, TrackedRun
+from resources.reproducibility import Reproducibility
 from resources.storage import SegpairStorage
 from segpair.analysis.conservation import (
     Conservation,
@@ -34,6 +35,7 @@ from segpair_assets.assets.per_embedder import job_tags, stage_group, weights_no
 from segpair_assets.assets.training import run_name, run_origin, run_tags
 from segpair_assets.metadata import images, rounded, table
 from segpair_assets.partitions import virus_and_version, virus_data_version_partitions
+from segpair_assets.provenance import record_provenance
 
 _MAP = MapConfig()  # the core's defaults are the launchpad's
 _CONSERVATION = ConservationConfig()
@@ -73,7 +75,11 @@ class EmbeddingMapConfig(dg.Config):
         ge=1,
         description="Categories named in a legend; the rest are pooled as 'other'.",
     )
-    seed: int = _MAP.seed
+    seed: int | None = Field(
+        default=None,
+        description="Seed of the fit sample and UMAP; unset: derived from the master seed "
+        "(process 'analysis').",
+    )
 
 
 def map_metadata(emap: EmbeddingMap, run: TrackedRun, files: dict) -> dict:
@@ -122,7 +128,7 @@ def build_map_asset(spec: EmbedderSpec) -> dg.AssetsDefinition:
         ins={
             "protein_final": dg.AssetIn("protein_final"),
             "embeddings": dg.AssetIn(spec.cache_asset),
-        },
+        },  # fmt: skip
         group_name=stage_group(spec, spec.map_asset),
         tags=job_tags(spec),
         kinds={"parquet", "mlflow"},
@@ -140,14 +146,17 @@ def build_map_asset(spec: EmbedderSpec) -> dg.AssetsDefinition:
         config: EmbeddingMapConfig,
         storage: SegpairStorage,
         mlflow_tracking: MlflowTracking,
+        reproducibility: Reproducibility,
         protein_final: pd.DataFrame,
         embeddings: EmbeddingStore,
     ) -> dg.MaterializeResult:
         virus, version = virus_and_version(context)
+        seed = reproducibility.seed("analysis", config.seed)
+        prov = record_provenance(context, storage, reproducibility, config, {"analysis": seed})
         try:
             with embeddings:
                 emap = build_embedding_map(
-                    protein_final, embeddings, MapConfig(**config.model_dump())
+                    protein_final, embeddings, MapConfig(**{**config.model_dump(), "seed": seed})
                 )
         except NothingToMap as why:
             context.log.warning(f"{spec.name}: no map: {why}")
@@ -158,17 +167,12 @@ def build_map_asset(spec: EmbedderSpec) -> dg.AssetsDefinition:
         said = "; ".join(f"{v.view}: {v.nonlinear}" for v in emap.views.itertuples())
         with mlflow_tracking.run(
             f"segpair-{virus}-diagnostics",
-            run_name(spec.name, "map", context),
-            run_origin(context),
-            {**config.model_dump(), **tags},
-            tags,
-        ) as run:
-            purity = {
-                f"{r.method}_{r.view}_nn_purity": significant(r.nn_purity)
-                for r in emap.separation.itertuples()
-                if pd.notna(r.nn_purity)
-            }
-            run.log_metrics(purity)
+            run_name(spec.name, "map", context), run_origin(context),
+            {**config.model_dump(), **tags, "seed": seed}, {**tags, **prov.flat()},
+        ) as run:  # fmt: skip
+            rows = emap.separation.dropna(subset=["nn_purity"]).itertuples()
+            run.log_metrics({f"{r.method}_{r.view}_nn_purity": significant(r.nn_purity)
+                             for r in rows})  # fmt: skip
             run.log_artifacts(list(files.values()))
             run.describe(f"**{spec.name} maps**: {said}.")
         context.log.info(f"{spec.name} maps: {said}; MLflow run: {run.url}")
@@ -184,7 +188,11 @@ class SegmentConservationConfig(dg.Config):
         description="Pairs of proteins from two isolates aligned per function (seeded "
         "sample); a pair of 2,000-residue proteins takes ~35 ms.",
     )
-    seed: int = _CONSERVATION.seed
+    seed: int | None = Field(
+        default=None,
+        description="Seed of the sampled pairs; unset: derived from the master seed "
+        "(process 'analysis').",
+    )
 
 
 def conservation_metadata(result: Conservation, run: TrackedRun, files: dict) -> dict:
@@ -233,10 +241,15 @@ def segment_conservation(
     config: SegmentConservationConfig,
     storage: SegpairStorage,
     mlflow_tracking: MlflowTracking,
+    reproducibility: Reproducibility,
     protein_final: pd.DataFrame,
 ) -> dg.MaterializeResult:
     virus, version = virus_and_version(context)
-    result = measure_conservation(protein_final, ConservationConfig(**config.model_dump()))
+    seed = reproducibility.seed("analysis", config.seed)
+    prov = record_provenance(context, storage, reproducibility, config, {"analysis": seed})
+    result = measure_conservation(
+        protein_final, ConservationConfig(**{**config.model_dump(), "seed": seed})
+    )
     files = write_conservation(
         storage.analysis_dir(virus, version), result, f"{virus} {version}: conservation"
     )
@@ -245,8 +258,8 @@ def segment_conservation(
         f"segpair-{virus}-diagnostics",
         f"conservation {virus}/{version}",
         run_origin(context),
-        {**config.model_dump(), **tags},
-        tags,
+        {**config.model_dump(), **tags, "seed": seed},
+        {**tags, **prov.flat()},
     ) as run:
         run.log_metrics(
             {

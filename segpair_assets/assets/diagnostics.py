@@ -4,6 +4,7 @@ import dagster as dg
 import pandas as pd
 
 from resources.mlflow_tracking import MlflowTracking, RunsTable, TrackedRun
+from resources.reproducibility import Reproducibility
 from resources.storage import SegpairStorage
 from segpair.embeddings.cache import EmbeddingStore
 from segpair.embeddings.catalog import EmbedderSpec
@@ -17,6 +18,7 @@ from segpair_assets.assets.per_embedder import model_stage_asset
 from segpair_assets.assets.training import run_name, run_origin, run_tags
 from segpair_assets.metadata import images, rounded, table
 from segpair_assets.partitions import virus_and_version
+from segpair_assets.provenance import record_provenance
 
 # Their own experiment, so the classifiers' runs table holds classifiers only.
 DIAGNOSTICS_RUNS = RunsTable(
@@ -73,10 +75,12 @@ def build_diagnostics_asset(spec: EmbedderSpec) -> dg.AssetsDefinition:
         context: dg.AssetExecutionContext,
         storage: SegpairStorage,
         mlflow_tracking: MlflowTracking,
+        reproducibility: Reproducibility,
         segment_pairs: pd.DataFrame,
         embeddings: EmbeddingStore,
     ) -> dg.MaterializeResult:
         virus, version = virus_and_version(context)
+        prov = record_provenance(context, storage, reproducibility)
         with embeddings:
             diag = similarity_diagnostics(segment_pairs, embeddings)
         out_dir = storage.model_dir(virus, version, spec.name)
@@ -86,7 +90,7 @@ def build_diagnostics_asset(spec: EmbedderSpec) -> dg.AssetsDefinition:
         said = f"Cohen's d {s['cohens_d']:.3f}, histogram overlap {s['histogram_overlap']:.2f}"
         with mlflow_tracking.run(
             f"segpair-{virus}-diagnostics", run_name(spec.name, "diagnostics", context),
-            run_origin(context), tags, tags, DIAGNOSTICS_RUNS,
+            run_origin(context), tags, {**tags, **prov.flat()}, DIAGNOSTICS_RUNS,
         ) as run:  # fmt: skip
             run.log_metrics({k: significant(v) for k, v in s.items()})
             run.log_metrics(schema_pair_metrics(diag.per_schema_pair))

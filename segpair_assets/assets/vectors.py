@@ -9,6 +9,7 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
+from resources.reproducibility import Reproducibility
 from resources.storage import SegpairStorage
 from segpair.embeddings.cache import EmbeddingStore
 from segpair.embeddings.catalog import EmbedderSpec
@@ -22,6 +23,7 @@ from segpair.vectors.table import (
 from segpair_assets.assets.per_embedder import LANGUAGE_MODELS_GROUP, job_tags, weights_note
 from segpair_assets.metadata import table
 from segpair_assets.partitions import virus_and_version, virus_data_version_partitions
+from segpair_assets.provenance import record_provenance
 
 _DEFAULTS = VectorTableSettings()
 PREVIEW_NEIGHBOURS = 5
@@ -113,10 +115,12 @@ def build_vector_table_asset(spec: EmbedderSpec) -> dg.AssetsDefinition:
         context: dg.AssetExecutionContext,
         config: VectorTableConfig,
         storage: SegpairStorage,
+        reproducibility: Reproducibility,
         protein_final: pd.DataFrame,
         embeddings: EmbeddingStore,
     ) -> dg.MaterializeResult:
         virus, version = virus_and_version(context)
+        record_provenance(context, storage, reproducibility, config)
         paths = storage.vector_table_paths(virus, version, spec.name)
         earlier = storage.earlier_vector_tables(virus, version, spec.name)
         settings = VectorTableSettings(**config.model_dump())

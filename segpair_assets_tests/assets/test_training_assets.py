@@ -165,6 +165,42 @@ def test_two_configs_are_comparable(trained):
     assert runs["metrics.mlp_test_auc_roc"].notna().all()
 
 
+def test_every_materialization_and_the_mlflow_run_record_their_provenance(trained):
+    """Commit, package versions, config hash, the raw data's fingerprint and the seeds, on
+    every asset the main job materializes, and as tags of the classifier's MLflow run."""
+    from segpair.provenance import code_state, content_fingerprint, derive_seed
+
+    data_root, first, second, defs = trained
+    fingerprint = content_fingerprint(data_root / "raw" / "flu_a" / "simulated_v1")
+    materializations = first.get_asset_materialization_events()
+    assert len(materializations) >= 10
+    for event in materializations:
+        md = event.step_materialization_data.materialization.metadata
+        where = event.asset_key.to_user_string()
+        assert md["provenance/data_fingerprint"].value == fingerprint, where
+        assert md["provenance/git_commit"].value.startswith(code_state().commit[:12]), where
+        assert len(md["provenance/config_hash"].value) == 12, where
+        assert md["provenance/package_versions"].value["dagster"], where
+        assert md["provenance/seeds"].value["master_seed"] == 42, where
+    pairs = _md(first, "segment_pairs")["provenance/seeds"]
+    assert pairs == {"master_seed": 42, "dataset": derive_seed(42, "dataset")}
+    md = _md(first, "pair_classifier_kmer_aa3")
+    assert md["provenance/seeds"]["training"] == derive_seed(42, "training")
+    # a different config, a different hash
+    assert (
+        _md(second, "pair_classifier_kmer_aa3")["provenance/config_hash"]
+        != (md["provenance/config_hash"])
+    )
+    mlflow.set_tracking_uri(defs.resources["mlflow_tracking"].tracking_uri)
+    tags = mlflow.MlflowClient().get_run(md["mlflow_run_id"]).data.tags
+    assert tags["provenance/config_hash"] == md["provenance/config_hash"]
+    assert tags["provenance/master_seed"] == "42"
+    assert tags["provenance/seed/training"] == str(derive_seed(42, "training"))
+    assert tags["provenance/data_fingerprint"] == fingerprint
+    assert tags["provenance/version/torch"] == md["provenance/package_versions"]["torch"]
+    assert tags["provenance/git_commit"] == code_state().commit
+
+
 def test_two_configurations_leave_two_model_folders(trained):
     """Retraining with other schema pairs adds a run folder; the earlier model stays
     readable, `latest` names the newest, and the scoring asset's default follows it."""

@@ -68,9 +68,9 @@ def _defaults(cls) -> dict:
         ("segpair_assets.assets.vectors:VectorTableConfig",
          "segpair.vectors.table:VectorTableSettings", set()),
         ("segpair_assets.assets.analysis:EmbeddingMapConfig",
-         "segpair.analysis.maps:MapConfig", set()),
+         "segpair.analysis.maps:MapConfig", {"seed"}),
         ("segpair_assets.assets.analysis:SegmentConservationConfig",
-         "segpair.analysis.conservation:ConservationConfig", set()),
+         "segpair.analysis.conservation:ConservationConfig", {"seed"}),
     ],
 )  # fmt: skip
 def test_launchpad_defaults_equal_the_core_defaults(dagster_config, core_config, dagster_only):
