@@ -269,14 +269,15 @@ def _prepared(proteins, paths, report, row_keys, vectors, keys, missing, descrip
               storage_precision) -> PreparedCache:  # fmt: skip
     row_of_key = {k: i for i, k in enumerate(row_keys)}
     ids = proteins["brc_fea_id"].astype(str).to_numpy()
-    mapped = keys != ""
+    mapped = (keys != "").to_numpy()
+    row_keys_of = keys.to_numpy()[mapped]
     index = pd.DataFrame({
-        "brc_fea_id": ids[mapped.to_numpy()], "row": keys[mapped].map(row_of_key).astype("int64"),
-        "cache_key": keys[mapped], "seq_hash": keys[mapped].str.split(":").str[0],
-    }).reset_index(drop=True)  # fmt: skip
+        "brc_fea_id": ids[mapped], "row": [row_of_key[k] for k in row_keys_of],
+        "cache_key": row_keys_of, "seq_hash": [k.split(":")[0] for k in row_keys_of],
+    }).astype({"row": "int64"})  # fmt: skip
     failed_rows = pd.DataFrame({
-        "brc_fea_id": ids[~mapped.to_numpy()], "cache_key": "", "embedder": paths.embedder,
-        "signature": report.signature, "reason": missing[~mapped].to_numpy(),
+        "brc_fea_id": ids[~mapped], "cache_key": "", "embedder": paths.embedder,
+        "signature": report.signature, "reason": missing.to_numpy()[~mapped],
     })  # fmt: skip
     report.failed_proteins = len(failed_rows)
     report.failure_examples = [f"{r.brc_fea_id}: {r.reason}"
