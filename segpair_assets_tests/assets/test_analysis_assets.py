@@ -126,9 +126,10 @@ def test_the_main_job_maps_every_weight_free_embedder_on_the_demo(trained):
 def test_real_influenza_maps_keep_functions_apart(dagster_instance, data_root):
     """The NCBI influenza set (6,898 proteins, 2,432 distinct 3-mer vectors): on the
     kmer_aa3 maps each protein's nearest neighbours are its own function. Measured: UMAP
-    nearest-neighbour purity 0.9951, PCA 0.9267 (PCA's two axes fold the eight functions
+    nearest-neighbour purity 0.9946, PCA 0.9267 (PCA's two axes fold the eight functions
     onto four clumps); thresholds 0.97 and 0.85. Conservation: PB1 most conserved (median
-    identity 0.971), HA least (0.461)."""
+    identity 0.972), NA and HA least (0.448 and 0.463: two modes, same or other subtype,
+    so 100 sampled pairs rank them either way)."""
     src = require_shared_data("influenza_a")
     folder = data_root / "raw" / "flu_a" / "ncbi"
     folder.mkdir(parents=True)
@@ -146,4 +147,5 @@ def test_real_influenza_maps_keep_functions_apart(dagster_instance, data_root):
     assert md["umap_function_nn_purity"] >= 0.97
     assert md["pca_function_nn_purity"] >= 0.85
     cons = _md(result, "segment_conservation")
-    assert cons["most_conserved"].startswith("PB1") and cons["least_conserved"].startswith("HA")
+    assert cons["most_conserved"].startswith("PB1")
+    assert cons["least_conserved"].startswith(("HA", "NA"))
