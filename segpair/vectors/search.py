@@ -35,7 +35,7 @@ from segpair.vectors.table import (
 )
 
 # IVF partitions searched per query, and candidates re-ranked exactly per result wanted:
-# recall@10 0.99+ at 100k and 1M rows (BENCHMARKS.md, "Vector tables").
+# recall@10 1.000 at 50k, 100k and 1M rows (BENCHMARKS.md, "Vector tables").
 ANN_NPROBES = 20
 ANN_REFINE_FACTOR = 10
 RESULT_COLUMNS = ["query", "rank", "similarity", *METADATA_COLUMNS]

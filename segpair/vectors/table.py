@@ -61,8 +61,8 @@ from segpair.atomic import write_text_atomic
 from segpair.locks import exclusive
 from segpair.readers.common import METADATA_ALIASES
 
-# Rows from which a table gets an ANN index. An exact scan of 50,000 rows x 1280 dims takes
-# about 0.5 s on 2 cores, an IVF_SQ search a few ms (BENCHMARKS.md, "Vector tables").
+# Rows from which a table gets an ANN index: an exact scan of 50,000 rows x 1280 dims took
+# 0.34 s a query on 2 cores, an IVF_SQ search 23 ms (BENCHMARKS.md, "Vector tables").
 ANN_MIN_ROWS = 50_000
 IndexType = Literal["IVF_SQ", "IVF_PQ", "IVF_HNSW_SQ"]
 NO_INDEX = "none"
@@ -434,12 +434,13 @@ def link_copy(source: Path, target: Path) -> None:
         linked = relative.parts[:1] and relative.parts[0] in _LINKED_DIRS
         for f in files:
             src, dst = Path(folder) / f, target / relative / f
-            try:
-                if not linked:
-                    raise OSError("copied, not linked")
-                os.link(src, dst)
-            except OSError:
-                shutil.copy2(src, dst)
+            if linked:
+                try:
+                    os.link(src, dst)
+                    continue
+                except OSError:
+                    pass  # another filesystem: copied below
+            shutil.copy2(src, dst)
 
 
 def _update_table(base, rows: pd.DataFrame, vectors_of, schema: pa.Schema):

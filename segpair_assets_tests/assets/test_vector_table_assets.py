@@ -11,10 +11,10 @@ import pandas as pd
 import pytest
 
 from segpair.embeddings.catalog import CATALOG
-from segpair.vectors import ANN_MIN_ROWS, VectorTableSettings, open_vector_table
+from segpair.vectors import ANN_MIN_ROWS, open_vector_table
 from segpair_assets.assets.embeddings import build_embedding_assets
 from segpair_assets.assets.preprocessing import protein_final
-from segpair_assets.assets.vectors import VectorTableConfig, build_vector_table_assets
+from segpair_assets.assets.vectors import build_vector_table_assets
 from segpair_assets.cli import main
 from segpair_assets.definitions import build_definitions
 from segpair_assets.partitions import DATA_VERSION_PARTITIONS_NAME, partition_key
@@ -74,10 +74,6 @@ def test_a_second_data_version_keeps_the_first_versions_rows(demo, flu):
     assert (second["reused_rows"], second["removed_rows"]) == (len(proteins), 0)
     assert second["added_rows"] == n_v2 - len(proteins) > 0
     assert second["reused_from"].startswith("kmer_aa3-")
-
-
-def test_config_defaults_are_the_cores():
-    assert VectorTableConfig().model_dump() == vars(VectorTableSettings())
 
 
 def test_the_main_job_builds_the_weight_free_tables_only():
