@@ -3,8 +3,6 @@ partition's master cache as a LanceDB table with each protein's isolate and meta
 similarity search (`segpair neighbours`, `segpair.vectors`). Written from the cache (no
 vector is computed), incrementally from an earlier table, swapped in atomically."""
 
-from typing import Literal
-
 import dagster as dg
 import pandas as pd
 from pydantic import Field
@@ -16,6 +14,7 @@ from segpair.embeddings.catalog import EmbedderSpec
 from segpair.vectors.search import VectorTable
 from segpair.vectors.table import (
     NO_INDEX,
+    IndexType,
     VectorTableReport,
     VectorTableSettings,
     build_vector_table,
@@ -36,7 +35,7 @@ class VectorTableConfig(dg.Config):
         description="Rows from which the table gets an ANN index; below, every search is an "
         "exact scan (BENCHMARKS.md, 'Vector tables', has the latencies behind the default).",
     )
-    index_type: Literal["IVF_SQ", "IVF_PQ", "IVF_HNSW_SQ"] = Field(
+    index_type: IndexType = Field(
         default=_DEFAULTS.index_type,
         description="The ANN index (cosine) of a table of ann_min_rows or more.",
     )
