@@ -2,6 +2,8 @@
 `data/raw/{virus}/{data_version}/` holds, so a changed file shows `protein_final` and
 everything downstream as stale in the UI."""
 
+import warnings
+
 import dagster as dg
 
 from resources.storage import SegpairStorage
@@ -27,17 +29,24 @@ def raw_data_versions(instance: dg.DagsterInstance, storage: SegpairStorage, vir
     return found
 
 
-@dg.observable_source_asset(
-    partitions_def=virus_data_version_partitions,
-    group_name="preprocessing",
-    description=(
-        "The files of data/raw/{virus}/{data_version}/ (outside Dagster: you or a download "
-        "put them there). Observing reads every file and records its content fingerprint as "
-        "the partition's data version; protein_final and all downstream assets show stale "
-        "when it changes. The new-data-version sensor observes on every tick that finds a "
-        "changed folder; 'Observe sources' in the UI does it by hand."
-    ),
-)
+# Observable sources are "beta" in Dagster 1.13, and the only way it offers to record a
+# partitioned external input's data version; the warning says nothing a user can act on.
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", dg.BetaWarning)
+    observable_source = dg.observable_source_asset(
+        partitions_def=virus_data_version_partitions,
+        group_name="preprocessing",
+        description=(
+            "The files of data/raw/{virus}/{data_version}/ (outside Dagster: you or a "
+            "download put them there). Observing reads every file and records its content "
+            "fingerprint as the partition's data version; protein_final shows stale when it "
+            "changes. The new-data-version sensor observes on every tick that finds a "
+            "changed folder; 'Observe sources' in the UI does it by hand."
+        ),
+    )
+
+
+@observable_source
 def raw_files(
     context: dg.AssetExecutionContext, storage: SegpairStorage, viruses: VirusRegistryResource
 ) -> dg.DataVersionsByPartition:

@@ -26,6 +26,7 @@ def test_definitions_load_and_validate(tmp_path):
               "isolate_pair_scores", "cross_version_evaluation", "vector_table",
               "embedding_map")  # fmt: skip
     assert names == {
+        "raw_files",
         "protein_final",
         "cooccurrence_sets",
         "segment_pairs",
@@ -91,7 +92,11 @@ def test_loading_the_code_location_warns_about_nothing(tmp_path):
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=REPO_ROOT
     )
     assert out.returncode == 0, out.stderr
-    ours = [ln for ln in out.stdout.splitlines() if "segpair" in ln or "Deprecat" in ln]
+    # Dagster's own conversion of an observable source (raw_files) reads its op's deprecated
+    # `version` property (dagster/_core/definitions/external_asset.py): not a call of ours.
+    internal = "`OpDefinition.version` is deprecated"
+    ours = [ln for ln in out.stdout.splitlines()
+            if ("segpair" in ln or "Deprecat" in ln) and internal not in ln]  # fmt: skip
     assert not ours, "\n".join(ours)
 
 
@@ -148,7 +153,7 @@ def test_lineage_groups_by_role_with_everything_that_needs_weights_apart(tmp_pat
               "embedding_diagnostics", "isolate_pair_scores", "vector_table",
               "embedding_map")  # fmt: skip
     assert groups == {
-        "preprocessing": {"protein_final"},
+        "preprocessing": {"raw_files", "protein_final"},
         "embeddings": {f"{s}_{e}" for s in ("master_embeddings", "vector_table") for e in kmers},
         "pairs": {"cooccurrence_sets", "segment_pairs"},
         "classifiers": {f"{s}_{e}" for s in stages[1:3] for e in kmers},
@@ -167,7 +172,7 @@ def test_lineage_groups_by_role_with_everything_that_needs_weights_apart(tmp_pat
     opt_in = {f"{s}_kmer_nt6_aa3" for s in stages}
     assert {k.to_user_string() for k in main} == set().union(
         *(names for group, names in groups.items() if group != "language_models")
-    ) - opt_in
+    ) - opt_in - {"raw_files"}  # an observable source: observed, never materialized
     job = defs.resolve_job_def("segpair_opt_in_job").asset_layer.selected_asset_keys
     assert opt_in < {k.to_user_string() for k in job} <= opt_in | {
         k.to_user_string() for k in main}  # fmt: skip
