@@ -18,7 +18,8 @@ ESM_VOCAB = [
 
 
 def _save_esm(path: Path, tokenizer, vocab_size: int, layers: int, hidden: int, **config) -> Path:
-    """A randomly initialised ESM masked-LM checkpoint (rotary, 4 heads) and its tokenizer."""
+    """A randomly initialised ESM masked-LM checkpoint (rotary unless `config` says
+    otherwise, 4 heads) and its tokenizer."""
     from transformers import EsmConfig, EsmForMaskedLM
 
     cfg = EsmConfig(
@@ -27,15 +28,18 @@ def _save_esm(path: Path, tokenizer, vocab_size: int, layers: int, hidden: int, 
         num_hidden_layers=layers,
         num_attention_heads=4,
         intermediate_size=2 * hidden,
-        position_embedding_type="rotary",
-        **config,
+        **{"position_embedding_type": "rotary", **config},
     )
     EsmForMaskedLM(cfg).save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
 
 
-def build_tiny_esm2(path: Path, layers: int = 2, hidden: int = 32, seed: int = 0) -> Path:
+def build_tiny_esm2(
+    path: Path, layers: int = 2, hidden: int = 32, seed: int = 0, esm1b_style: bool = False
+) -> Path:
+    """`esm1b_style`: learned absolute positions and a layer norm on the embeddings (as
+    ESM-1b and the first Nucleotide Transformers), instead of ESM-2's rotary."""
     import torch
     from transformers import EsmTokenizer
 
@@ -44,10 +48,12 @@ def build_tiny_esm2(path: Path, layers: int = 2, hidden: int = 32, seed: int = 0
     vocab = path / "vocab.txt"
     vocab.write_text("\n".join(ESM_VOCAB) + "\n")
     tokenizer = EsmTokenizer(str(vocab))
+    style = {"position_embedding_type": "absolute", "emb_layer_norm_before": True}
     # Saved as the masked-LM checkpoint that ESM-2 releases are; EsmModel loads from it.
     return _save_esm(
         path, tokenizer, len(ESM_VOCAB), layers, hidden, max_position_embeddings=1026,
-        pad_token_id=1, mask_token_id=32, token_dropout=True, emb_layer_norm_before=False,
+        pad_token_id=1, mask_token_id=32, token_dropout=True,
+        **(style if esm1b_style else {"emb_layer_norm_before": False}),
     )  # fmt: skip
 
 

@@ -31,6 +31,7 @@ class EmbedOutput:
     failed: dict[int, str] = field(default_factory=dict)  # input position -> reason
     truncated: int = 0  # sequences cut to the model's maximum length
     tokens: int = 0  # tokens processed (for throughput)
+    outside_alphabet: int = 0  # sequences refused for letters the model cannot read
 
 
 class Embedder(Protocol):

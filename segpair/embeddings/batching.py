@@ -1,7 +1,8 @@
 """Token-budget batching over length-sorted sequences (as fair-esm's `toks_per_batch`).
 
 Sorting by length keeps padding small; a budget of tokens (longest sequence x batch
-size) rather than a fixed count keeps memory flat across short and long proteins.
+size) rather than a fixed count keeps memory flat across short and long proteins. Packed
+batches (no padding, `segpair.embeddings.packed`) count their real tokens instead.
 """
 
 from __future__ import annotations
@@ -10,9 +11,10 @@ from collections.abc import Sequence
 
 
 def token_budget_batches(
-    lengths: Sequence[int], toks_per_batch: int, extra_tokens: int = 2
+    lengths: Sequence[int], toks_per_batch: int, extra_tokens: int = 2, packed: bool = False
 ) -> list[list[int]]:
-    """Indices into `lengths`, grouped so each batch's padded size fits the budget.
+    """Indices into `lengths`, grouped so each batch's padded size (`packed`: its sum of
+    tokens) fits the budget.
 
     Each sequence costs `length + extra_tokens` (special tokens). A sequence longer
     than the budget gets a batch of its own rather than being dropped.
@@ -20,14 +22,15 @@ def token_budget_batches(
     order = sorted(range(len(lengths)), key=lambda i: lengths[i])
     batches: list[list[int]] = []
     current: list[int] = []
-    longest = 0
+    longest = total = 0
     for i in order:
         size = lengths[i] + extra_tokens
-        if current and max(longest, size) * (len(current) + 1) > toks_per_batch:
+        cost = total + size if packed else max(longest, size) * (len(current) + 1)
+        if current and cost > toks_per_batch:
             batches.append(current)
-            current, longest = [], 0
+            current, longest, total = [], 0, 0
         current.append(i)
-        longest = max(longest, size)
+        longest, total = max(longest, size), total + size
     if current:
         batches.append(current)
     return batches

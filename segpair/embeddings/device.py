@@ -39,6 +39,17 @@ def default_toks_per_batch(device) -> int:
     return 16384 if device.type == "cuda" else 1024
 
 
+def default_cpu_workers(device) -> int:
+    """Batches embedded side by side on a CPU, each on one torch thread: one per torch
+    thread (measured faster than one batch at a time on all cores, BENCHMARKS.md);
+    one on a GPU."""
+    if device.type != "cpu":
+        return 1
+    import torch
+
+    return max(1, torch.get_num_threads())
+
+
 def device_for_shard(device: str, shard: int) -> str:
     """The device of embedding shard `shard`. On a machine with several visible GPUs,
     'auto' and 'cuda' spread shards round-robin (shard i on GPU i mod count); a worker

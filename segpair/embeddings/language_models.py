@@ -6,8 +6,21 @@ One path for all three, as users load them: a hub id or a local directory,
 supports it. Sequences are length-sorted into token-budget batches
 (`toks_per_batch`: by default 1024 tokens on CPU, where small batches stay in cache,
 and 16384 on GPU); vectors come back in input order. Pooling over residue tokens
-only (padding and special tokens masked): mean, max, or the CLS token. Layer:
-'last', 'second_last', or an index into the hidden states (0 = embeddings).
+only (padding and special tokens masked): mean, max, the CLS token, or attention (each
+residue weighted by the attention it receives in the pooled layer, averaged over heads
+and residue queries). Layer: 'last', 'second_last', or an index into the hidden states
+(0 = embeddings).
+
+Engine (`packing`): where the model is laid out as transformers' ESM classes (ESM-2, the
+Nucleotide Transformer), batches run packed, without padding (`segpair.embeddings.packed`),
+once a probe at load time agrees with the padded Hugging Face forward; otherwise (FastESM2's
+own code, a failed probe, `packing='padded'`) the padded forward runs. `runtime()` says
+which, and why. On a CPU, batches run on `cpu_workers` threads of one torch thread each
+(measured faster than one batch at a time on all cores, BENCHMARKS.md).
+
+Nucleotide input is upper-cased and must be A, C, G, T or N: a sequence with any other
+letter is reported failed and counted (`EmbedOutput.outside_alphabet`), never tokenized
+into unknown tokens.
 
 On CUDA out-of-memory a batch is halved and retried; a single sequence that still
 does not fit is reported as failed with the reason, never dropped silently.
@@ -16,6 +29,9 @@ does not fit is reported as failed with the reason, never dropped silently.
 from __future__ import annotations
 
 import hashlib
+import re
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -25,14 +41,23 @@ from segpair.embeddings.base import EmbedOutput, InputKind
 from segpair.embeddings.batching import token_budget_batches
 from segpair.embeddings.device import (
     Precision,
+    default_cpu_workers,
     default_toks_per_batch,
     resolve_device,
     resolve_dtype,
 )
 
 Family = Literal["esm2", "fastesm2", "nucleotide_transformer"]
-Pooling = Literal["mean", "max", "cls"]
+Pooling = Literal["mean", "max", "cls", "attention"]
+Packing = Literal["auto", "packed", "padded"]
 NT_KMER = 6  # Nucleotide Transformer tokens are 6-mers
+NUCLEOTIDES = "ACGTN"
+_OUTSIDE_NUCLEOTIDES = re.compile(f"[^{NUCLEOTIDES}]")
+# Short inputs the load-time probe embeds both ways (packed and padded) to compare.
+_PROBE = {
+    "protein": ["MKTAYIAKQRQISFVKSHFSRQLEERLGLIEVQ", "MSLLTEVETPIRNEWGCRCNDSSD", "MKV"],
+    "nucleotide": ["ATGAAAGCAAGCCTACTGGTCCTGTTATGTGCACTTGCAGCT", "ATGCGTACGTTAGCNNGGCTAA"],
+}
 
 
 def _weights_identity(model: str) -> str:
@@ -49,6 +74,26 @@ def _weights_identity(model: str) -> str:
     return f"local:{h.hexdigest()[:16]}"
 
 
+def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
+    return (a * b).sum(1) / np.maximum(norms, np.finfo(np.float32).tiny)
+
+
+@dataclass
+class Engine:
+    """How batches run: packed with an attention kernel, or the padded HF forward."""
+
+    packed: bool
+    kernel: str | None = None
+    compiled: bool = False
+    note: str = ""
+
+    def describe(self) -> str:
+        if not self.packed:
+            return f"padded ({self.note})" if self.note else "padded"
+        return f"packed, {self.kernel} attention" + (", compiled" if self.compiled else "")
+
+
 class LanguageModelEmbedder:
     def __init__(
         self,
@@ -63,6 +108,9 @@ class LanguageModelEmbedder:
         toks_per_batch: int | None = None,
         trust_remote_code: bool = False,
         revision: str | None = None,
+        packing: Packing = "auto",
+        compile_encoder: bool = False,
+        cpu_workers: int | None = None,
     ):
         self.name, self.family, self.model_id = name, family, model
         self.pooling, self.layer, self.max_length = pooling, layer, max_length
@@ -72,11 +120,14 @@ class LanguageModelEmbedder:
             trust_remote_code,
             revision,
         )
+        self.packing, self.compile_encoder, self.cpu_workers = packing, compile_encoder, cpu_workers
         self.input_kind: InputKind = (
             "nucleotide" if family == "nucleotide_transformer" else "protein"
         )
         self._model = None
         self._tokenizer = None
+        self._layout = None
+        self.engine = Engine(packed=False, note="not loaded")
 
     # ------------------------------------------------------------ loading
 
@@ -90,6 +141,8 @@ class LanguageModelEmbedder:
         self.dtype = resolve_dtype(self.device, self.precision)
         if self.toks_per_batch is None:
             self.toks_per_batch = default_toks_per_batch(self.device)
+        if self.cpu_workers is None:
+            self.cpu_workers = default_cpu_workers(self.device)
         common = {"trust_remote_code": self.trust_remote_code, "revision": self.revision}
         from transformers.utils import logging as hf_logging
 
@@ -101,6 +154,7 @@ class LanguageModelEmbedder:
             self._load(common, AutoModel, AutoModelForMaskedLM, AutoTokenizer)
         finally:
             hf_logging.set_verbosity(verbosity)
+        self._choose_engine()
 
     def _load(self, common, AutoModel, AutoModelForMaskedLM, AutoTokenizer) -> None:  # noqa: N803
         self._tokenizer = AutoTokenizer.from_pretrained(self.model_id, **common)
@@ -119,6 +173,92 @@ class LanguageModelEmbedder:
             model = cls.from_pretrained(self.model_id, **kwargs)
             self.attn_implementation = getattr(model.config, "_attn_implementation", "default")
         self._model = model.to(self.device).eval()
+
+    def _choose_engine(self) -> None:
+        """Packed where the layout allows and the probe agrees with the padded forward."""
+        from segpair.embeddings.packed import EsmLayout, available_kernels
+
+        reason = EsmLayout.unsupported_reason(self._model)
+        if reason is None:
+            self._layout = EsmLayout(self._model)
+        if self.pooling == "attention" and self._layout is None:
+            raise ValueError(
+                f"pooling='attention' weights residues by the model's own attention, which "
+                f"segpair reads from ESM-style layers; {self.model_id}: {reason}. "
+                "Use pooling mean, max or cls for this model"
+            )
+        if self.pooling == "attention" and self._layer_index() == 0:
+            raise ValueError(
+                "pooling='attention' needs a transformer layer's attention; layer 0 is the "
+                "embeddings: choose layer >= 1, 'last' or 'second_last'"
+            )
+        if self.packing == "padded":
+            self.engine = Engine(packed=False, note="packing='padded'")
+            return
+        if reason is not None:
+            self._refuse_or_pad(f"layout: {reason}")
+            return
+        tried = []
+        for kernel in available_kernels(self.device, self.dtype):
+            agreement = self._probe(kernel, compiled=False)
+            if isinstance(agreement, str):
+                tried.append(f"{kernel}: {agreement}")
+                continue
+            self.engine = Engine(packed=True, kernel=kernel)
+            if self.compile_encoder:
+                self._try_compile(kernel)
+            return
+        self._refuse_or_pad("; ".join(tried))
+
+    def _refuse_or_pad(self, why: str) -> None:
+        if self.packing == "packed":
+            raise ValueError(
+                f"packing='packed' asked for, but {self.model_id} cannot run packed ({why}); "
+                "use packing 'auto' (falls back to padded) or 'padded'"
+            )
+        self.engine = Engine(packed=False, note=why)
+
+    def _probe(self, kernel: str, compiled: bool) -> float | str:
+        """Lowest cosine between packed and padded vectors of a few short inputs, or why
+        the packed run failed or disagreed (fp32 must agree to 1e-4, bf16/fp16 to 1e-3)."""
+        import torch
+
+        texts = _PROBE[self.input_kind]
+        try:
+            want, _ = self._embed_padded(texts)
+            got, _ = self._embed_packed(texts, Engine(True, kernel, compiled))
+        except (RuntimeError, NotImplementedError, TypeError, ValueError, ImportError) as exc:
+            return f"{type(exc).__name__}: {exc}"[:200]
+        lowest = float(_cosines(want, got).min())
+        bound = 0.9999 if self.dtype == torch.float32 else 0.999
+        return lowest if lowest >= bound else f"cosine {lowest:.6f} < {bound} against padded"
+
+    def _try_compile(self, kernel: str) -> None:
+        """torch.compile the packed layers; a failed compile, or vectors that disagree with
+        the padded forward, keep the eager packed engine."""
+        try:
+            self._layout.compile()
+        except (RuntimeError, ImportError, AttributeError) as exc:
+            self.engine.note = f"compile failed, eager: {type(exc).__name__}: {exc}"[:200]
+            return
+        agreement = self._probe(kernel, compiled=True)
+        if isinstance(agreement, str):
+            self._layout.uncompile()
+            self.engine.note = f"compiled run rejected, eager: {agreement}"
+            return
+        self.engine.compiled = True
+
+    def runtime(self) -> dict:
+        """How this embedder runs here (not part of its signature: packed and padded agree
+        to cosine >= 0.9999 in fp32)."""
+        self.load()
+        return {
+            "engine": self.engine.describe(),
+            "device": str(self.device),
+            "dtype": str(self.dtype).removeprefix("torch."),
+            "toks_per_batch": self.toks_per_batch,
+            "cpu_workers": self.cpu_workers if self.device.type == "cpu" else None,
+        }
 
     @property
     def dim(self) -> int:
@@ -147,35 +287,60 @@ class LanguageModelEmbedder:
         """(model input text, whether it was truncated)."""
         if self.input_kind == "nucleotide":
             limit = self.max_length * NT_KMER
-            return seq[:limit], len(seq) > limit
+            return seq[:limit].upper(), len(seq) > limit
         return seq[: self.max_length], len(seq) > self.max_length
 
-    def _hidden(self, enc) -> object:
-        out = self._model(
-            input_ids=enc["input_ids"],
-            attention_mask=enc["attention_mask"],
-            output_hidden_states=self.layer != "last" or self.family == "nucleotide_transformer",
-        )
+    def _layer_index(self) -> int:
+        """The hidden-state index pooled: 0 = embeddings ... num_layers = last."""
+        n = int(self._model.config.num_hidden_layers)
         if self.layer == "last":
-            if self.family == "nucleotide_transformer":
-                return out.hidden_states[-1]
-            return out.last_hidden_state
+            return n
         if self.layer == "second_last":
-            return out.hidden_states[-2]
-        return out.hidden_states[int(self.layer)]
+            return n - 1
+        index = int(self.layer)
+        if not -(n + 1) <= index <= n:
+            raise ValueError(
+                f"layer {index} out of range: {self.model_id} has {n + 1} hidden states "
+                "(0 = embeddings); use an index in that range, 'last' or 'second_last'"
+            )
+        return index % (n + 1)
 
-    def _pool(self, hidden, residue_mask):
-        import torch
-
-        h = hidden.float()
-        if self.pooling == "cls":
-            return h[:, 0]
-        mask = residue_mask.unsqueeze(-1)
-        if self.pooling == "mean":
-            return (h * mask).sum(1) / mask.sum(1).clamp(min=1)
-        return h.masked_fill(~mask.bool(), torch.finfo(h.dtype).min).max(1).values
+    def _to_device(self, tensor):
+        # Page-locked host memory lets the copies run asynchronously on CUDA.
+        pin = self.device.type == "cuda"
+        return (tensor.pin_memory() if pin else tensor).to(self.device, non_blocking=pin)
 
     def _embed_batch(self, texts: list[str]):
+        if self.engine.packed:
+            return self._embed_packed(texts, self.engine)
+        return self._embed_padded(texts)
+
+    def _embed_packed(self, texts: list[str], engine: Engine):
+        import torch
+
+        from segpair.embeddings.packed import PackedBatch, pool_packed
+
+        enc = self._tokenizer(texts, return_special_tokens_mask=True)
+        batch = PackedBatch.of(enc["input_ids"], enc["special_tokens_mask"])
+        n_tokens = batch.n_tokens
+        moved = batch.to(self.device, non_blocking=self.device.type == "cuda")
+        layer = self._layer_index()
+        with torch.inference_mode():
+            hidden, layer_input = self._layout.hidden_state(
+                moved, layer, engine.kernel, self.dtype, keep_layer_input=True
+            )
+            weights = None
+            if self.pooling == "attention":
+                bounds = batch.cu_seqlens.tolist()
+                residues = moved.residue_mask
+                weights = torch.cat([
+                    self._layout.received_attention(layer, layer_input[s:e], residues[s:e])
+                    for s, e in zip(bounds[:-1], bounds[1:], strict=True)
+                ])  # fmt: skip
+            pooled = pool_packed(hidden, moved, self.pooling, weights)
+        return pooled.cpu().numpy(), n_tokens
+
+    def _embed_padded(self, texts: list[str]):
         import torch
 
         enc = self._tokenizer(
@@ -183,19 +348,45 @@ class LanguageModelEmbedder:
         )
         residue_mask = (enc["attention_mask"] == 1) & (enc["special_tokens_mask"] == 0)
         n_tokens = int(enc["attention_mask"].sum())  # on the host: no device sync
-        # Page-locked host memory lets the copies run asynchronously on CUDA.
-        pin = self.device.type == "cuda"
-        enc = {
-            k: (v.pin_memory() if pin else v).to(self.device, non_blocking=pin)
-            for k, v in enc.items()
-            if k != "special_tokens_mask"
-        }
-        residue_mask = (residue_mask.pin_memory() if pin else residue_mask).to(
-            self.device, non_blocking=pin
-        )
+        inputs = {k: self._to_device(v) for k, v in enc.items() if k != "special_tokens_mask"}
+        residue_mask = self._to_device(residue_mask)
         with torch.inference_mode():
-            pooled = self._pool(self._hidden(enc), residue_mask)
+            hidden, layer_input = self._hidden(inputs)
+            pooled = self._pool(hidden, residue_mask, inputs["attention_mask"], layer_input)
         return pooled.cpu().numpy(), n_tokens
+
+    def _hidden(self, enc) -> tuple[object, object]:
+        """The pooled layer's hidden states and, for attention pooling, that layer's input."""
+        layer = self._layer_index()
+        n = int(self._model.config.num_hidden_layers)
+        attention = self.pooling == "attention"
+        out = self._model(
+            input_ids=enc["input_ids"],
+            attention_mask=enc["attention_mask"],
+            output_hidden_states=layer != n or attention or self.family == "nucleotide_transformer",
+        )
+        states = getattr(out, "hidden_states", None)
+        hidden = out.last_hidden_state if layer == n and states is None else states[layer]
+        return hidden, (states[layer - 1] if attention and layer >= 1 else None)
+
+    def _pool(self, hidden, residue_mask, attention_mask, layer_input=None):
+        import torch
+
+        h = hidden.float()
+        if self.pooling == "cls":
+            return h[:, 0]
+        if self.pooling == "attention":
+            rows = []
+            for i, length in enumerate(attention_mask.sum(1).tolist()):
+                w = self._layout.received_attention(
+                    self._layer_index(), layer_input[i, :length], residue_mask[i, :length]
+                )
+                rows.append((h[i, :length] * w.float()[:, None]).sum(0))
+            return torch.stack(rows)
+        mask = residue_mask.unsqueeze(-1)
+        if self.pooling == "mean":
+            return (h * mask).sum(1) / mask.sum(1).clamp(min=1)
+        return h.masked_fill(~mask.bool(), torch.finfo(h.dtype).min).max(1).values
 
     def _run(self, idx: list[int], texts: list[str], out: np.ndarray, failed: dict) -> int:
         import torch
@@ -219,20 +410,64 @@ class LanguageModelEmbedder:
         out[idx] = vecs
         return tokens
 
+    def _outside_alphabet(self, texts: list[str]) -> dict[int, str]:
+        """Nucleotide inputs with letters the model's vocabulary lacks, and why."""
+        if self.input_kind != "nucleotide":
+            return {}
+        found = {}
+        for i, text in enumerate(texts):
+            bad = _OUTSIDE_NUCLEOTIDES.search(text)
+            if bad:
+                letters = "".join(sorted(set(_OUTSIDE_NUCLEOTIDES.findall(text))))
+                found[i] = (
+                    f"letters outside {NUCLEOTIDES} ({letters!r}, first at position "
+                    f"{bad.start() + 1}): the Nucleotide Transformer reads A, C, G, T, N; "
+                    "replace ambiguity codes by N or drop the record"
+                )
+        return found
+
+    def _run_batches(self, batches: list[list[int]], texts, out, failed) -> int:
+        """Every batch; on a CPU spread over `cpu_workers` threads of one torch thread
+        each (no synchronisation inside an operation; independent batches side by side)."""
+        workers = min(self.cpu_workers or 1, len(batches))
+        if self.device.type != "cpu" or workers <= 1:
+            return sum(self._run(b, texts, out, failed) for b in batches)
+        import torch
+
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            # longest batches first, round-robin: the workers finish together
+            shares = [batches[w::workers] for w in range(workers)]
+            with ThreadPoolExecutor(workers, thread_name_prefix="embed") as pool:
+                counts = pool.map(
+                    lambda share: sum(self._run(b, texts, out, failed) for b in share), shares
+                )
+                return sum(counts)
+        finally:
+            torch.set_num_threads(threads)
+
     def embed(self, sequences: list[str]) -> EmbedOutput:
         self.load()
         prepared = [self._prepare(s) for s in sequences]
         texts = [p[0] for p in prepared]
         failed = {i: f"no {self.input_kind} sequence" for i, t in enumerate(texts) if not t}
+        outside = {i: r for i, r in self._outside_alphabet(texts).items() if i not in failed}
+        failed.update(outside)
         todo = [i for i in range(len(texts)) if i not in failed]
         tok_len = [
             len(texts[i]) // (NT_KMER if self.input_kind == "nucleotide" else 1) for i in todo
         ]
         out = np.full((len(texts), self.dim), np.nan, dtype=np.float32)
-        tokens = 0
-        for batch in token_budget_batches(tok_len, self.toks_per_batch):
-            tokens += self._run([todo[j] for j in batch], texts, out, failed)
+        batches = token_budget_batches(tok_len, self.toks_per_batch, packed=self.engine.packed)
+        batches.sort(key=lambda b: -sum(tok_len[j] for j in b))
+        tokens = self._run_batches([[todo[j] for j in b] for b in batches], texts, out, failed)
         ok = [i for i in range(len(texts)) if i not in failed]
         return EmbedOutput(
-            out[ok], ok, failed, truncated=sum(t for _, t in prepared), tokens=tokens
+            out[ok],
+            ok,
+            failed,
+            truncated=sum(t for _, t in prepared),
+            tokens=tokens,
+            outside_alphabet=len(outside),
         )

@@ -184,10 +184,12 @@ def test_nucleotide_transformer_masked_mean(tiny_nt):
     np.testing.assert_allclose(got[0], h[1:-1].mean(0), rtol=1e-4, atol=1e-5)
 
 
-def test_esm2_attention_really_runs_through_torch_sdpa(tiny_esm2, monkeypatch):
+@pytest.mark.parametrize("packing", ["padded", "auto"])
+def test_esm2_attention_really_runs_through_torch_sdpa(tiny_esm2, monkeypatch, packing):
     """transformers' ESM path is loaded with attn_implementation='sdpa'; check that its
-    layers then call torch's scaled_dot_product_attention (one call per layer and batch)
-    rather than silently falling back to the eager matmul-softmax path."""
+    layers then call torch's scaled_dot_product_attention (padded: one call per layer and
+    batch; packed, the default on a CPU: one per layer and sequence, each unpadded) rather
+    than silently falling back to the eager matmul-softmax path."""
     calls = []
     real_sdpa = torch.nn.functional.scaled_dot_product_attention
 
@@ -195,9 +197,17 @@ def test_esm2_attention_really_runs_through_torch_sdpa(tiny_esm2, monkeypatch):
         calls.append(args[0].shape)
         return real_sdpa(*args, **kwargs)
 
+    e = LanguageModelEmbedder(
+        "esm2", "esm2", str(tiny_esm2), toks_per_batch=10_000, packing=packing
+    )
+    e.load()  # the load-time probe runs both engines; counted from here on
     monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention", counting_sdpa)
-    e = LanguageModelEmbedder("esm2", "esm2", str(tiny_esm2), toks_per_batch=10_000)
-    e.load()
     assert e.attn_implementation == "sdpa"
-    e.embed(["MKVLAGT" * 10, "MSTNPK" * 5])  # one batch
-    assert len(calls) == e._model.config.num_hidden_layers
+    seqs = ["MKVLAGT" * 10, "MSTNPK" * 5]  # one batch
+    e.embed(seqs)
+    layers = e._model.config.num_hidden_layers
+    if packing == "padded":
+        assert not e.engine.packed and len(calls) == layers
+    else:
+        assert e.engine.packed and len(calls) == layers * len(seqs)
+        assert sorted({shape[2] for shape in calls}) == [len(s) + 2 for s in seqs[::-1]]
