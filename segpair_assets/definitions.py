@@ -74,6 +74,16 @@ def _follow_upstream(spec: dg.AssetSpec) -> dg.AssetSpec:
     return spec.replace_attributes(automation_condition=dg.AutomationCondition.eager())
 
 
+def refreshed_models(settings: Settings, catalog: EmbedderCatalog) -> list[str]:
+    """Entries needing weights that the refresh runs: those whose weights are configured,
+    and merged entries all of whose weight-needing sources are."""
+    configured = set(settings.models)
+    own = [s.name for s in catalog.language_models() if s.name in configured]
+    merged = [s.name for s in catalog if s.sources_needing_weights
+              and set(s.sources_needing_weights) <= configured]  # fmt: skip
+    return own + merged
+
+
 def build_assets(catalog: EmbedderCatalog) -> list:
     return [
         raw_files,
@@ -125,7 +135,7 @@ def build_definitions(
     assets = with_code_versions(build_assets(catalog), catalog)
     if settings.eager_automation if eager_automation is None else eager_automation:
         assets = dg.map_asset_specs(_follow_upstream, assets)
-    virus_jobs = build_virus_jobs(settings.registry(), catalog, sorted(settings.models))
+    virus_jobs = build_virus_jobs(settings.registry(), catalog, refreshed_models(settings, catalog))
     return dg.Definitions(
         assets=assets,
         asset_checks=[
