@@ -24,6 +24,12 @@ class ComputeDevice(dg.ConfigurableResource):
         description="token budget per batch of length-sorted sequences; unset: 1024 on CPU, "
         "16384 on GPU",
     )
+    cpu_workers: int | None = Field(
+        default=None,
+        ge=1,
+        description="on a CPU, batches embedded side by side, each on one torch thread; "
+        "unset: one per torch thread (measured fastest, BENCHMARKS.md)",
+    )
 
     def torch_device(self) -> str:
         """The device 'auto' resolves to here, as torch names it ('cpu', 'cuda')."""
@@ -38,13 +44,28 @@ class LanguageModelOptions(dg.Config):
         description="hub id (e.g. facebook/esm2_t33_650M_UR50D) or local directory; unset: "
         "the catalog's default hub id",
     )
-    pooling: Literal["mean", "max", "cls"] = "mean"
+    pooling: Literal["mean", "max", "cls", "attention"] = Field(
+        default="mean",
+        description="over residue tokens: mean, max, the CLS token, or attention (each "
+        "residue weighted by the attention it receives in the pooled layer)",
+    )
     layer: str = Field(default="last", description="last, second_last, or a layer index")
     max_length: int | None = Field(
         default=None, description="residues (ESM) or 6-mer tokens (Nucleotide Transformer)"
     )
     trust_remote_code: bool | None = None
     revision: str | None = None
+    packing: Literal["auto", "packed", "padded"] = Field(
+        default="auto",
+        description="auto: unpadded (packed) batches where the model is laid out as "
+        "transformers' ESM classes and a load-time probe agrees with the padded forward, "
+        "else padded; packed: required; padded: the Hugging Face forward",
+    )
+    compile_encoder: bool = Field(
+        default=False,
+        description="torch.compile the packed layers (falls back to eager if the compile "
+        "fails); measured no faster on CPU, see BENCHMARKS.md before turning it on",
+    )
 
 
 class Embedders(dg.ConfigurableResource):
@@ -76,9 +97,12 @@ class Embedders(dg.ConfigurableResource):
             max_length=options.max_length,
             trust_remote_code=options.trust_remote_code,
             revision=options.revision,
+            packing=options.packing,
+            compile_encoder=options.compile_encoder,
             device=device_name or device.device,
             precision=device.precision,
             toks_per_batch=device.toks_per_batch,
+            cpu_workers=device.cpu_workers,
         )
 
     def model_of(self, spec: EmbedderSpec) -> str | None:

@@ -353,13 +353,19 @@ def _fsync_file(path: Path) -> None:
         os.fsync(fh.fileno())
 
 
-def update_failures(paths: CachePaths, new: pd.DataFrame) -> pd.DataFrame:
-    """Merge this run's failures into failed_ids.csv (one row per protein and signature)."""
+def update_failures(
+    paths: CachePaths, new: pd.DataFrame, signature: str = "", embedded=()
+) -> pd.DataFrame:
+    """Merge this run's failures into failed_ids.csv (one row per protein and signature);
+    proteins `embedded` now under `signature` leave it (e.g. once a run limited by
+    max_sequences is completed)."""
     old = (
         pd.read_csv(paths.failed, dtype=str, keep_default_na=False)
         if paths.failed.exists()
         else pd.DataFrame(columns=FAILED_COLUMNS)
     )
+    if signature:
+        old = old[~((old["signature"] == signature) & old["brc_fea_id"].isin(set(embedded)))]
     stamp = datetime.now(UTC).isoformat(timespec="seconds")
     new = new.assign(last_seen=stamp)[FAILED_COLUMNS]
     merged = (

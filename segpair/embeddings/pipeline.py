@@ -33,6 +33,7 @@ from segpair.embeddings.cache import (
     commit_cache,
     read_rows_for_keys,
     recover,
+    stored_keys,
     update_failures,
 )
 from segpair.locks import exclusive
@@ -86,8 +87,11 @@ class CacheReport:
     failed_proteins: int = 0
     failed_keys: int = 0
     truncated: int = 0
+    outside_alphabet: int = 0  # refused: letters the model cannot read (nucleotide models)
+    deferred: int = 0  # left for a later run by max_sequences
     compute_seconds: float = 0.0
     tokens: int = 0
+    engine: str = ""  # how a language model ran (packed or padded, kernel)
     recovery: str | None = None
     content_id: str = ""
     failure_examples: list[str] = field(default_factory=list)
@@ -164,7 +168,9 @@ class PreparedCache:
             self.report.dim,
         )
         self.report.n_rows = len(self.row_keys)
-        update_failures(self.paths, self.failed_rows)
+        update_failures(
+            self.paths, self.failed_rows, self.report.signature, self.index["brc_fea_id"]
+        )
         shutil.rmtree(self.paths.work_dir, ignore_errors=True)
         return self.report
 
@@ -239,6 +245,9 @@ def compute_and_stage(
     found: dict[str, np.ndarray] = {}
     failures: dict[str, str] = {}
     label = label or embedder.name
+    runtime = getattr(embedder, "runtime", None)
+    if todo and runtime is not None:
+        report.engine = runtime()["engine"]
     t0 = time.perf_counter()
     # Staging a chunk (compress + fsync + rename) runs on a writer thread while the next
     # chunk computes; at most one write is pending, and its error surfaces here.
@@ -256,6 +265,7 @@ def compute_and_stage(
             failures.update(chunk_failed)
             report.computed += len(ok_keys)
             report.truncated += out.truncated
+            report.outside_alphabet += out.outside_alphabet
             report.tokens += out.tokens
             done = start + len(chunk)
             elapsed = time.perf_counter() - t0
@@ -273,6 +283,33 @@ class MissingVectorsError(RuntimeError):
     """Sequences neither stored nor staged when the commit was told not to compute."""
 
 
+def run_selection(
+    unique: list[str],
+    paths: CachePaths,
+    previous: list[CachePaths],
+    signature: str,
+    max_sequences: int | None,
+    reuse_stored: bool = True,
+) -> set[str] | None:
+    """The keys a run limited to `max_sequences` may compute (None: no limit): the first
+    ones, in the partition's order, that no stored cache holds. Staged chunks do not
+    change it, so a sharded run's plan, shards and commit step agree on it."""
+    if max_sequences is None:
+        return None
+    stored: set[str] = set()
+    if reuse_stored:
+        for cache in [paths, *previous]:
+            stored |= stored_keys(cache.h5, signature)
+    return set([k for k in unique if k not in stored][:max_sequences])
+
+
+def deferred_reason(max_sequences: int) -> str:
+    return (
+        f"not computed yet: the run was limited to max_sequences={max_sequences}; run "
+        "again without max_sequences (or with a larger one) to embed it"
+    )
+
+
 def prepare_master_cache(
     proteins: pd.DataFrame,
     embedder: Embedder,
@@ -282,10 +319,14 @@ def prepare_master_cache(
     chunk_size: int = 1024,
     storage_precision: str = "fp16",
     progress: ProgressFn = print,
+    max_sequences: int | None = None,
 ) -> PreparedCache:
     """Everything needed to bring the cache at `paths` up to date with `proteins` (a
     protein_final table): vectors reused or computed (and staged), validated. In a
-    collecting `mode` nothing is computed and a sequence nobody staged is an error."""
+    collecting `mode` nothing is computed and a sequence nobody staged is an error.
+    `max_sequences` computes at most that many new sequences (a trial run, or a large
+    partition in instalments): the others are listed in failed_ids.csv as not computed
+    yet, and the next run computes them, reusing everything stored."""
     description = embedder.describe()
     signature = signature_of(description)
     report = CacheReport(embedder.name, signature, dim=embedder.dim)
@@ -304,12 +345,21 @@ def prepare_master_cache(
         paths, list(previous), set(unique), signature, report, mode.reuses_stored
     )
     todo = [k for k in unique if k not in found and k not in failures]
+    selection = run_selection(
+        unique, paths, list(previous), signature, max_sequences, mode.reuses_stored
+    )
+    if selection is not None:
+        deferred = {k: deferred_reason(max_sequences) for k in todo if k not in selection}
+        todo = [k for k in todo if k in selection]
+        failures.update(deferred)
+        report.deferred = len(deferred)
     progress(
         f"{embedder.name}: {report.n_unique_keys} unique sequences for {report.n_proteins} "
         f"proteins; reused {report.reused_in_place} in place, "
         f"{sum(report.reused_previous.values())} from earlier data versions, "
         f"{report.resumed_from_chunks} staged by shards or an interrupted run; "
         f"computing {len(todo)}"
+        + (f", {report.deferred} left for a later run (max_sequences)" if report.deferred else "")
     )
     if todo and not mode.computes:
         raise MissingVectorsError(

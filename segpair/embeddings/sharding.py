@@ -25,6 +25,7 @@ from segpair.embeddings.pipeline import (
     CacheReport,
     PartitionInputs,
     compute_and_stage,
+    run_selection,
 )
 
 HASH_BITS = 32
@@ -69,6 +70,8 @@ class ShardReport:
     tokens: int
     compute_seconds: float
     device: str
+    outside_alphabet: int = 0
+    engine: str = ""
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -102,19 +105,24 @@ def plan_shards(
     previous: list[CachePaths],
     n_shards: int,
     mode: CacheMode = CacheMode.UPDATE,
+    max_sequences: int | None = None,
 ) -> list[ShardPlan]:
     """Every shard with the number of sequences it still has to compute. A forced
-    recompute clears what earlier runs staged, so the shards start from nothing."""
+    recompute clears what earlier runs staged, so the shards start from nothing.
+    `max_sequences` limits the run as `prepare_master_cache` does."""
     if n_shards < 1:
         raise ValueError(f"shards must be >= 1, got {n_shards}")
     if mode.clears_staged:
         ChunkStager(paths, signature_of(embedder.describe())).clear()
-    _sig, inputs, known = _inputs_and_known(
+    signature, inputs, known = _inputs_and_known(
         proteins, embedder, paths, previous, reuse_stored=mode.reuses_stored
+    )
+    selection = run_selection(
+        inputs.unique, paths, previous, signature, max_sequences, mode.reuses_stored
     )
     counts = [0] * n_shards
     for key in inputs.unique:
-        if key not in known:
+        if key not in known and (selection is None or key in selection):
             counts[shard_of_key(key, n_shards)] += 1
     return [ShardPlan(i, n_shards, hash_range(i, n_shards), counts[i]) for i in range(n_shards)]
 
@@ -129,14 +137,19 @@ def embed_shard(
     mode: CacheMode = CacheMode.UPDATE,
     chunk_size: int = 1024,
     progress: Callable[[str], None] = print,
+    max_sequences: int | None = None,
 ) -> ShardReport:
-    """Compute and stage the vectors of the shard's hash range that nothing holds yet."""
+    """Compute and stage the vectors of the shard's hash range that nothing holds yet
+    (within the run's `max_sequences` selection, when it has one)."""
     signature, inputs, known = _inputs_and_known(
         proteins, embedder, paths, previous, mode.reuses_stored
     )
     report = CacheReport(embedder.name, signature, dim=embedder.dim)
+    selection = run_selection(
+        inputs.unique, paths, previous, signature, max_sequences, mode.reuses_stored
+    )
     assigned = [k for k in inputs.unique if shard_of_key(k, n_shards) == shard]
-    todo = [k for k in assigned if k not in known]
+    todo = [k for k in assigned if k not in known and (selection is None or k in selection)]
     label = f"{embedder.name} shard {shard + 1}/{n_shards}"
     progress(f"{label}: {len(assigned)} sequences in range, computing {len(todo)}")
     _found, failures = compute_and_stage(
@@ -161,6 +174,8 @@ def embed_shard(
         tokens=report.tokens,
         compute_seconds=round(report.compute_seconds, 3),
         device=str(getattr(embedder, "device", "cpu")),
+        outside_alphabet=report.outside_alphabet,
+        engine=report.engine,
     )
 
 
@@ -190,5 +205,7 @@ def credit_shards(report: CacheReport, reports: list[ShardReport | dict]) -> Non
     report.computed = sum(r["computed"] for r in reports)
     report.resumed_from_chunks -= report.computed + sum(r["failed"] for r in reports)
     report.truncated = sum(r["truncated"] for r in reports)
+    report.outside_alphabet = sum(r.get("outside_alphabet", 0) for r in reports)
+    report.engine = next((r["engine"] for r in reports if r.get("engine")), report.engine)
     report.tokens = sum(r["tokens"] for r in reports)
     report.compute_seconds = max((r["compute_seconds"] for r in reports), default=0.0)

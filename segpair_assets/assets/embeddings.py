@@ -32,6 +32,7 @@ from segpair.embeddings.sharding import (
     embed_shard,
     plan_shards,
 )
+from segpair.embeddings.validation import VALIDATION_SAMPLE, validate_engine
 from segpair.report import markdown_table
 from segpair_assets.assets.per_embedder import (
     embedder_metadata,
@@ -77,6 +78,20 @@ class ShardedEmbeddingConfig(EmbeddingConfig):
         description="Split the sequences to compute into this many hash-range shards, one "
         "step each: several GPUs (one machine, or Celery workers) share one partition.",
     )
+    max_sequences: int | None = Field(
+        default=None,
+        ge=1,
+        description="Compute at most this many sequences not yet stored (a trial run, or a "
+        "large partition in instalments); the rest are listed in failed_ids.csv as not "
+        "computed yet and the next run embeds them. With validate_only: the sample size.",
+    )
+    validate_only: bool = Field(
+        default=False,
+        description="Embed a sample (max_sequences, default 64, spread over the proteins' "
+        "functions), check it (all embedded, dimension, finite, batch-invariant, closer "
+        "within a function than between) and record an observation; the cache is not "
+        "changed and nothing downstream runs.",
+    )
 
 
 def _report_problems(context, prepared: PreparedCache) -> None:
@@ -108,6 +123,8 @@ def cache_metadata(prepared: PreparedCache) -> dict:
         "reused_by_version": dg.MetadataValue.json(r.reused_previous),
         "resumed_from_interrupted_run": r.resumed_from_chunks, "computed": r.computed,
         "failed_proteins": r.failed_proteins, "truncated": r.truncated,
+        "outside_alphabet": r.outside_alphabet, "left_for_later_run": r.deferred,
+        **({"engine": r.engine} if r.engine else {}),
         "compute_seconds": round(r.compute_seconds, 2),
         "sequences_per_s": round(r.sequences_per_s, 1),
         "tokens_per_s": round(r.tokens_per_s, 0),
@@ -178,6 +195,33 @@ def _shard_step(op_name: str, description: str, out, **extra):
                  tags={CELERY_QUEUE_TAG: GPU_QUEUE}, **extra)  # fmt: skip
 
 
+def _validate_only(context, spec: EmbedderSpec, embedder, proteins, max_sequences) -> None:
+    """A validate-only run: a sample embedded and checked, recorded as an observation of
+    the cache asset (its page lists it under Events); nothing is written."""
+    trial = validate_engine(proteins, embedder, max_sequences or VALIDATION_SAMPLE)
+    checks = pd.DataFrame([
+        {"check": name, "passed": o.passed, "what": o.description,
+         "failing": "; ".join(o.failing_examples[:3])}
+        for name, o in trial.outcomes.items()
+    ])  # fmt: skip
+    verdict = "passed" if trial.passed else "FAILED"
+    (context.log.info if trial.passed else context.log.warning)(
+        f"validate-only {spec.name}: {trial.embedded}/{trial.sequences} sample sequences "
+        f"embedded in {trial.seconds:.1f} s ({trial.engine}); checks {verdict}: "
+        + ", ".join(f"{k} {'ok' if o.passed else 'FAILED'}" for k, o in trial.outcomes.items())
+    )
+    context.log_event(dg.AssetObservation(
+        asset_key=spec.cache_asset, partition=context.partition_key, metadata={
+            "validate_only": True, "passed": trial.passed, "sample_sequences": trial.sequences,
+            "embedded": trial.embedded, "seconds": round(trial.seconds, 2),
+            "tokens_per_s": round(trial.tokens / trial.seconds) if trial.seconds else 0,
+            "engine": trial.engine, "checks": dg.MetadataValue.md(markdown_table(checks)),
+            **({"failure_examples": dg.MetadataValue.json(trial.failure_examples)}
+               if trial.failure_examples else {}),
+        },
+    ))  # fmt: skip
+
+
 def plan_op(spec: EmbedderSpec) -> dg.OpDefinition:
     @_shard_step(
         f"plan_{spec.name}_shards",
@@ -190,7 +234,11 @@ def plan_op(spec: EmbedderSpec) -> dg.OpDefinition:
     ):  # fmt: skip
         paths, previous = _partition_caches(context, storage, spec, config)
         embedder = embedders.build(spec, compute_device)
-        plans = plan_shards(protein_final, embedder, paths, previous, config.shards, config.mode)
+        if config.validate_only:
+            _validate_only(context, spec, embedder, protein_final, config.max_sequences)
+            return  # no shard: nothing is embedded for the cache, nothing committed
+        plans = plan_shards(protein_final, embedder, paths, previous, config.shards, config.mode,
+                            config.max_sequences)  # fmt: skip
         context.log.info(
             f"{spec.name}: {sum(p.to_compute for p in plans)} sequences to compute in "
             f"{config.shards} shard(s): " + ", ".join(f"{p.label}: {p.to_compute}" for p in plans)
@@ -221,7 +269,7 @@ def embed_op(spec: EmbedderSpec) -> dg.OpDefinition:
         )
         report = embed_shard(
             protein_final, embedder, paths, previous, plan_.shard, plan_.n_shards, config.mode,
-            config.chunk_size, context.log.info,
+            config.chunk_size, context.log.info, config.max_sequences,
         )  # fmt: skip
         context.log.info(
             f"{plan_.label} on {report.device}: computed {report.computed}, "
@@ -236,25 +284,28 @@ def commit_op(spec: EmbedderSpec) -> dg.OpDefinition:
     @_shard_step(
         f"commit_{spec.name}_cache",
         "Collect the staged shards, validate, swap the cache in atomically; computes nothing.",
+        # no output after a validate-only plan: the asset is not materialized
         dg.Out(PreparedCache, io_manager_key="embedding_io_manager",
-               metadata=embedder_metadata(spec)),
+               metadata=embedder_metadata(spec), is_required=False),
     )  # fmt: skip
     def commit(
         context: dg.OpExecutionContext, config: ShardedEmbeddingConfig, storage: SegpairStorage,
         embedders: Embedders, compute_device: ComputeDevice, reproducibility: Reproducibility,
         protein_final, shard_reports: list,
-    ) -> dg.Output[PreparedCache]:  # fmt: skip
+    ):  # fmt: skip
+        if config.validate_only:
+            return
         paths, previous = _partition_caches(context, storage, spec, config)
         embedder = embedders.build(spec, compute_device)
         check_shard_signatures(shard_reports, signature_of(embedder.describe()))
         prepared = prepare_master_cache(
             protein_final, embedder, paths, previous, config.mode.collecting(),
-            config.chunk_size, config.storage_precision, context.log.info,
+            config.chunk_size, config.storage_precision, context.log.info, config.max_sequences,
         )  # fmt: skip
         credit_shards(prepared.report, shard_reports)
         _report_problems(context, prepared)
         shards = pd.DataFrame(shard_reports).drop(columns=["signature"])
-        return cache_output(context, prepared, storage, reproducibility, config, {
+        yield cache_output(context, prepared, storage, reproducibility, config, {
             "shards": len(shard_reports),
             "shard_reports": dg.MetadataValue.md(markdown_table(shards, max_rows=64)),
         })  # fmt: skip
