@@ -6,9 +6,13 @@ Each side builds the same master cache (plan -> shards -> commit for the sharded
 architecture (random weights). Torch threads are split evenly, so both sides use the
 same cores: on a CPU machine this measures the sharding machinery's overhead and the
 gain from running processes side by side, not extra hardware (on a cluster each shard
-gets its own GPU). The caches are checked equal.
+gets its own GPU). With `--device cuda` on a machine with several GPUs, shard i runs on
+GPU i mod count (as the asset's shard steps do) against one process on one GPU. The
+caches are checked equal (up to the precision's rounding on GPUs).
 
     .venv/bin/python benchmarks/sharded_embedding.py --isolates 60 --shards 2
+    python benchmarks/sharded_embedding.py --device cuda --arch 650m --isolates 2000 \
+        --shards "$(nvidia-smi -L | wc -l)"
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import torch
 from embed_throughput import build_model  # beside this script
 
 from segpair.embeddings.cache import CachePaths, EmbeddingStore
+from segpair.embeddings.device import device_for_shard
 from segpair.embeddings.language_models import LanguageModelEmbedder
 from segpair.embeddings.pipeline import CacheMode, build_master_cache, prepare_master_cache
 from segpair.embeddings.sharding import embed_shard, plan_shards
@@ -43,16 +48,20 @@ def proteins_of(isolates: int):
     )
 
 
-def embedder(model_dir: Path) -> LanguageModelEmbedder:
-    return LanguageModelEmbedder("esm2", "esm2", str(model_dir), device="cpu", precision="fp32")
+def embedder(model_dir: Path, device: str = "cpu") -> LanguageModelEmbedder:
+    # fp32 on CPU, bf16 on GPU: the same precision on every shard and the baseline
+    precision = "fp32" if device == "cpu" else "bf16"
+    return LanguageModelEmbedder("esm2", "esm2", str(model_dir), device=device,
+                                 precision=precision)  # fmt: skip
 
 
 def run_shard(args) -> float:
-    model_dir, proteins, root, shard, n_shards, threads = args
+    model_dir, proteins, root, shard, n_shards, threads, device = args
     torch.set_num_threads(threads)
     paths = CachePaths.for_partition(root, "flu_a", "v1", "esm2")
     t0 = time.perf_counter()
-    embed_shard(proteins, embedder(model_dir), paths, [], shard, n_shards, progress=quiet)
+    shard_embedder = embedder(model_dir, device_for_shard(device, shard))
+    embed_shard(proteins, shard_embedder, paths, [], shard, n_shards, progress=quiet)
     return time.perf_counter() - t0
 
 
@@ -61,7 +70,9 @@ def main() -> None:
     p.add_argument("--isolates", type=int, default=60)
     p.add_argument("--shards", type=int, default=2)
     p.add_argument("--arch", default="small")
+    p.add_argument("--device", default="cpu", help="cpu, or cuda: shard i on GPU i mod count")
     args = p.parse_args()
+    one = "cuda:0" if args.device == "cuda" else args.device
     cores = os.cpu_count() or 1
     proteins = proteins_of(args.isolates)
     with tempfile.TemporaryDirectory() as tmp:
@@ -72,22 +83,23 @@ def main() -> None:
         torch.set_num_threads(cores)
         single = CachePaths.for_partition(tmp / "single", "flu_a", "v1", "esm2")
         t0 = time.perf_counter()
-        build_master_cache(proteins, embedder(model_dir), single, progress=quiet)
+        build_master_cache(proteins, embedder(model_dir, one), single, progress=quiet)
         t_single = time.perf_counter() - t0
 
         root = tmp / "sharded"
         paths = CachePaths.for_partition(root, "flu_a", "v1", "esm2")
         threads = max(1, cores // args.shards)
         t0 = time.perf_counter()
-        plans = plan_shards(proteins, embedder(model_dir), paths, [], args.shards)
+        plans = plan_shards(proteins, embedder(model_dir, one), paths, [], args.shards)
         t_plan = time.perf_counter() - t0
-        jobs = [(model_dir, proteins, root, i, args.shards, threads) for i in range(args.shards)]
+        jobs = [(model_dir, proteins, root, i, args.shards, threads, args.device)
+                for i in range(args.shards)]  # fmt: skip
         with mp.get_context("spawn").Pool(args.shards) as pool:
             shard_seconds = pool.map(run_shard, jobs)
         t_shards = time.perf_counter() - t0 - t_plan
         t1 = time.perf_counter()
         prepare_master_cache(
-            proteins, embedder(model_dir), paths, mode=CacheMode.COLLECT, progress=quiet
+            proteins, embedder(model_dir, one), paths, mode=CacheMode.COLLECT, progress=quiet
         ).commit()
         t_commit = time.perf_counter() - t1
         t_sharded = time.perf_counter() - t0
@@ -97,7 +109,9 @@ def main() -> None:
             diff = float(np.abs(a.gather(ids) - b.gather(ids)).max())
 
     n_unique = sum(p.to_compute for p in plans)
-    print(f"arch={args.arch} cores={cores} proteins={len(proteins)} unique={n_unique} "
+    gpus = torch.cuda.device_count() if args.device == "cuda" else 0
+    print(f"arch={args.arch} device={args.device} gpus={gpus} cores={cores} "
+          f"proteins={len(proteins)} unique={n_unique} "
           f"shards={args.shards} (per shard: {[p.to_compute for p in plans]}, "
           f"{threads} torch thread(s) each)")  # fmt: skip
     print(f"one process, {cores} threads:   {t_single:7.2f} s")

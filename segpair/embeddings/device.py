@@ -39,15 +39,18 @@ def default_toks_per_batch(device) -> int:
     return 16384 if device.type == "cuda" else 1024
 
 
+MAX_CPU_WORKERS = 8  # beyond this, Python threads would queue on the interpreter lock
+
+
 def default_cpu_workers(device) -> int:
-    """Batches embedded side by side on a CPU, each on one torch thread: one per torch
-    thread (measured faster than one batch at a time on all cores, BENCHMARKS.md);
-    one on a GPU."""
+    """Batches embedded side by side on a CPU: one per torch thread, each on one thread
+    (measured faster than one batch at a time on all cores, BENCHMARKS.md), at most
+    MAX_CPU_WORKERS (more cores are shared among them); one on a GPU."""
     if device.type != "cpu":
         return 1
     import torch
 
-    return max(1, torch.get_num_threads())
+    return max(1, min(torch.get_num_threads(), MAX_CPU_WORKERS))
 
 
 def device_for_shard(device: str, shard: int) -> str:

@@ -29,6 +29,7 @@ does not fit is reported as failed with the reason, never dropped silently.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -72,6 +73,24 @@ def _weights_identity(model: str) -> str:
         elif f.suffix in (".safetensors", ".bin", ".pt"):
             h.update(f"{f.name}:{f.stat().st_size}".encode())
     return f"local:{h.hexdigest()[:16]}"
+
+
+def _timing_batch(input_kind: str, toks_per_batch: int) -> list[str]:
+    """Random sequences of influenza protein lengths (coding lengths for nucleotides)
+    filling one token budget: what the load-time engine timing runs."""
+    rng = np.random.default_rng(0)
+    letters, per_residue = (list("ACGT"), 3) if input_kind == "nucleotide" else (
+        list("ACDEFGHIKLMNPQRSTVWY"), 1)  # fmt: skip
+    tokens_per_char = 1 / NT_KMER if input_kind == "nucleotide" else 1
+    texts, used = [], 0
+    for length in itertools.cycle([759, 90, 498, 252, 566, 121, 716, 230]):
+        chars = length * per_residue
+        cost = int(chars * tokens_per_char) + 2
+        if texts and used + cost > toks_per_batch:
+            return texts
+        texts.append("".join(rng.choice(letters, size=chars)))
+        used += cost
+    raise AssertionError("unreachable")
 
 
 def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -205,7 +224,9 @@ class LanguageModelEmbedder:
                 tried.append(f"{kernel}: {agreement}")
                 continue
             self.engine = Engine(packed=True, kernel=kernel)
-            if self.compile_encoder:
+            if self.device.type == "cuda" and self.packing == "auto":
+                self.engine = self._faster_engine(self.engine)
+            if self.engine.packed and self.compile_encoder:
                 self._try_compile(kernel)
             return
         self._refuse_or_pad("; ".join(tried))
@@ -232,6 +253,31 @@ class LanguageModelEmbedder:
         lowest = float(_cosines(want, got).min())
         bound = 0.9999 if self.dtype == torch.float32 else 0.999
         return lowest if lowest >= bound else f"cosine {lowest:.6f} < {bound} against padded"
+
+    def _faster_engine(self, packed: Engine) -> Engine:
+        """The faster of `packed` and the padded forward on one token-budget batch of
+        influenza-like lengths, each timed after a warm-up run (on a GPU, where packing
+        is not measured in this project's benchmarks; on a CPU it was, BENCHMARKS.md)."""
+        import time
+
+        import torch
+
+        texts = [self._prepare(t)[0] for t in _timing_batch(self.input_kind, self.toks_per_batch)]
+        seconds = {}
+        for engine in (packed, Engine(packed=False)):
+            for _ in range(2):  # the first run warms kernels and the allocator up
+                if self.device.type == "cuda":
+                    torch.cuda.synchronize(self.device)
+                t0 = time.perf_counter()
+                self._embed_packed(texts, engine) if engine.packed else self._embed_padded(texts)
+                if self.device.type == "cuda":
+                    torch.cuda.synchronize(self.device)
+                seconds[engine.packed] = time.perf_counter() - t0
+        timing = f"timed at load: packed {seconds[True] * 1e3:.0f} ms, padded " \
+                 f"{seconds[False] * 1e3:.0f} ms per {len(texts)}-sequence batch"  # fmt: skip
+        if seconds[False] < seconds[True]:
+            return Engine(packed=False, note=f"padded faster here; {timing}")
+        return Engine(packed=True, kernel=packed.kernel, note=timing)
 
     def _try_compile(self, kernel: str) -> None:
         """torch.compile the packed layers; a failed compile, or vectors that disagree with
@@ -331,7 +377,7 @@ class LanguageModelEmbedder:
             )
             weights = None
             if self.pooling == "attention":
-                bounds = batch.cu_seqlens.tolist()
+                bounds = batch.bounds
                 residues = moved.residue_mask
                 weights = torch.cat([
                     self._layout.received_attention(layer, layer_input[s:e], residues[s:e])
@@ -427,23 +473,20 @@ class LanguageModelEmbedder:
         return found
 
     def _run_batches(self, batches: list[list[int]], texts, out, failed) -> int:
-        """Every batch; on a CPU spread over `cpu_workers` threads of one torch thread
-        each (no synchronisation inside an operation; independent batches side by side)."""
+        """Every batch; on a CPU spread over `cpu_workers` threads sharing the torch
+        threads (one each by default): independent batches side by side instead of one
+        batch split across cores, so no operation waits for another core."""
         workers = min(self.cpu_workers or 1, len(batches))
         if self.device.type != "cpu" or workers <= 1:
             return sum(self._run(b, texts, out, failed) for b in batches)
         import torch
 
         threads = torch.get_num_threads()
-        torch.set_num_threads(1)
+        torch.set_num_threads(max(1, threads // workers))
         try:
-            # longest batches first, round-robin: the workers finish together
-            shares = [batches[w::workers] for w in range(workers)]
+            # batches come largest first; each worker takes the next one when it is done
             with ThreadPoolExecutor(workers, thread_name_prefix="embed") as pool:
-                counts = pool.map(
-                    lambda share: sum(self._run(b, texts, out, failed) for b in share), shares
-                )
-                return sum(counts)
+                return sum(pool.map(lambda b: self._run(b, texts, out, failed), batches))
         finally:
             torch.set_num_threads(threads)
 

@@ -22,6 +22,8 @@ forward (`segpair_assets_tests/unit/test_packed.py`, and a probe at load time).
 
 from __future__ import annotations
 
+import inspect
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -51,6 +53,11 @@ class PackedBatch:
     @property
     def max_len(self) -> int:
         return max(self.lengths)
+
+    @property
+    def bounds(self) -> list[int]:
+        """`cu_seqlens` on the host (no device synchronisation to read it)."""
+        return [0, *itertools.accumulate(self.lengths)]
 
     @property
     def n_tokens(self) -> int:
@@ -171,7 +178,7 @@ class EsmLayout:
         With `keep_layer_input`, also that layer's input (for attention pooling)."""
         x = self.embed_tokens(batch, dtype)
         layer_input = x
-        rope = self.rotary_for(batch.positions) if self.rotary else None
+        rope = self.rotary_for(batch.positions, batch.max_len) if self.rotary else None
         for i in range(layer):
             layer_input = x
             x = self.run_layer(i, x, batch, rope, kernel)
@@ -209,10 +216,10 @@ class EsmLayout:
     def uncompile(self) -> None:
         self._project_rotary, self._after_attention = _project_rotary, _after_attention
 
-    def rotary_for(self, positions: torch.Tensor):
+    def rotary_for(self, positions: torch.Tensor, max_len: int):
         """cos and sin per token, (T, 1, 1, head_dim), in float32 as transformers applies
-        them; the table is built once per device, up to the largest position seen."""
-        need = int(positions.max()) + 1 if positions.numel() else 1
+        them; the table is built once per device, up to the longest sequence seen."""
+        need = max_len
         table = self._rotary_table
         if table is None or table[0].shape[0] < need or table[0].device != positions.device:
             size = max(need, 1026)
@@ -237,7 +244,7 @@ class EsmLayout:
             )
         attn = self.layers[layer - 1].attention
         positions = torch.arange(x_in.shape[0], device=x_in.device)
-        rope = self.rotary_for(positions) if self.rotary else None
+        rope = self.rotary_for(positions, x_in.shape[0]) if self.rotary else None
         q, k, _v = self.project_qkv(layer - 1, attn.LayerNorm(x_in), rope)
         scores = torch.einsum("qhd,khd->hqk", q.float(), k.float())  # query pre-scaled
         probs = scores.softmax(-1)[:, residues].mean((0, 1))
@@ -320,8 +327,11 @@ def attend(q, k, v, batch: PackedBatch, kernel: AttentionKernel) -> torch.Tensor
     if kernel == "varlen":
         from torch.nn.attention.varlen import varlen_attn
 
-        cu = batch.cu_seqlens
-        return varlen_attn(q, k, v, cu, cu, batch.max_len, batch.max_len, scale=1.0)
+        cu, longest = batch.cu_seqlens, batch.max_len
+        if "scale" in inspect.signature(varlen_attn).parameters:
+            return varlen_attn(q, k, v, cu, cu, longest, longest, scale=1.0)
+        # torch 2.9-2.10: no scale argument, the kernel applies 1/sqrt(d) itself
+        return varlen_attn(q * q.shape[-1] ** 0.5, k, v, cu, cu, longest, longest)
     if kernel == "nested":
         offsets = batch.cu_seqlens.long()
         nq, nk, nv = (
@@ -330,7 +340,7 @@ def attend(q, k, v, batch: PackedBatch, kernel: AttentionKernel) -> torch.Tensor
         out = F.scaled_dot_product_attention(nq, nk, nv, scale=1.0)
         return out.transpose(1, 2).values()
     out = torch.empty_like(q)
-    bounds = batch.cu_seqlens.tolist()
+    bounds = batch.bounds
     for start, end in zip(bounds[:-1], bounds[1:], strict=True):
         qs, ks, vs = (t[start:end].transpose(0, 1).unsqueeze(0) for t in (q, k, v))
         out[start:end] = F.scaled_dot_product_attention(qs, ks, vs, scale=1.0)[0].transpose(0, 1)

@@ -182,6 +182,17 @@ def test_failed_compile_keeps_the_eager_packed_engine(models, monkeypatch):
     assert e.embed(PROTEINS[:2]).vectors.shape == (2, 32)
 
 
+def test_load_time_timing_keeps_the_faster_engine(models):
+    """What 'auto' does on a GPU (timed here on the CPU): both engines run one batch and
+    the faster is kept, with the timings in the engine's note."""
+    e = LanguageModelEmbedder("e", "esm2", str(models["esm2"]), toks_per_batch=600)
+    e.load()
+    chosen = e._faster_engine(e.engine)
+    assert "timed at load: packed" in chosen.note and "padded" in chosen.note
+    assert chosen.packed == ("padded faster" not in chosen.note)
+    assert chosen.kernel == (e.engine.kernel if chosen.packed else None)
+
+
 def test_cpu_workers_give_the_same_vectors_as_one(models):
     one = LanguageModelEmbedder("e", "esm2", str(models["esm2"]), toks_per_batch=60, cpu_workers=1)
     two = LanguageModelEmbedder("e", "esm2", str(models["esm2"]), toks_per_batch=60, cpu_workers=2)
