@@ -134,7 +134,9 @@ def build_definitions(
     root = data_root or settings.data_root
     assets = with_code_versions(build_assets(catalog), catalog)
     if settings.eager_automation if eager_automation is None else eager_automation:
-        assets = dg.map_asset_specs(_follow_upstream, assets)
+        sources = [a for a in assets if not isinstance(a, dg.AssetsDefinition)]
+        rest = [a for a in assets if isinstance(a, dg.AssetsDefinition)]
+        assets = [*sources, *dg.map_asset_specs(_follow_upstream, rest)]
     virus_jobs = build_virus_jobs(settings.registry(), catalog, refreshed_models(settings, catalog))
     return dg.Definitions(
         assets=assets,
