@@ -353,19 +353,28 @@ def _fsync_file(path: Path) -> None:
         os.fsync(fh.fileno())
 
 
+# The reason of proteins a run limited by max_sequences left for a later one.
+NOT_COMPUTED_YET = "not computed yet"
+
+
 def update_failures(
     paths: CachePaths, new: pd.DataFrame, signature: str = "", embedded=()
 ) -> pd.DataFrame:
-    """Merge this run's failures into failed_ids.csv (one row per protein and signature);
-    proteins `embedded` now under `signature` leave it (e.g. once a run limited by
-    max_sequences is completed)."""
+    """Merge this run's failures into failed_ids.csv (one row per protein and signature;
+    failures stay listed as history), except that proteins a limited run left as not
+    computed yet leave it once they are `embedded` under `signature`."""
     old = (
         pd.read_csv(paths.failed, dtype=str, keep_default_na=False)
         if paths.failed.exists()
         else pd.DataFrame(columns=FAILED_COLUMNS)
     )
     if signature:
-        old = old[~((old["signature"] == signature) & old["brc_fea_id"].isin(set(embedded)))]
+        done = (
+            (old["signature"] == signature)
+            & old["brc_fea_id"].isin(set(embedded))
+            & old["reason"].str.startswith(NOT_COMPUTED_YET)
+        )
+        old = old[~done]
     stamp = datetime.now(UTC).isoformat(timespec="seconds")
     new = new.assign(last_seen=stamp)[FAILED_COLUMNS]
     merged = (

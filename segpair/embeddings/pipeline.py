@@ -27,6 +27,7 @@ import pandas as pd
 
 from segpair.embeddings.base import INPUT_SEPARATOR, Embedder, input_kinds, signature_of
 from segpair.embeddings.cache import (
+    NOT_COMPUTED_YET,
     CachePaths,
     ChunkStager,
     EmbeddingStore,
@@ -305,7 +306,7 @@ def run_selection(
 
 def deferred_reason(max_sequences: int) -> str:
     return (
-        f"not computed yet: the run was limited to max_sequences={max_sequences}; run "
+        f"{NOT_COMPUTED_YET}: the run was limited to max_sequences={max_sequences}; run "
         "again without max_sequences (or with a larger one) to embed it"
     )
 

@@ -76,8 +76,8 @@ def test_sharded_runs_agree_on_the_same_max_sequences(proteins, tmp_path):
 def test_validate_only_checks_a_sample_and_writes_nothing(proteins, tmp_path):
     model = build_tiny_esm2(tmp_path / "esm2")
     embedder = LanguageModelEmbedder("esm2", "esm2", str(model), device="cpu")
-    trial = validate_engine(proteins, embedder, n_sequences=8)
-    assert trial.sequences == trial.embedded == 8
+    trial = validate_engine(proteins, embedder, n_sequences=20)
+    assert trial.sequences == trial.embedded == 20
     names = {"every_sequence_embedded", "dimension", "finite", "batch_invariant"}
     assert names <= set(trial.outcomes)
     assert all(trial.outcomes[n].passed for n in names)
