@@ -15,8 +15,10 @@ PyTorch's own kernels, so no FLOP is spent on padding:
   to its math path there (3-6x slower, measured), and flex_attention needs a compile.
 
 `EsmLayout.unsupported_reason` says when a loaded model is not laid out as transformers'
-ESM classes (FastESM2's own code, decoders, unknown position embeddings); callers then
-keep the padded Hugging Face forward. What this module computes is checked against that
+ESM classes (remote code with other module names, decoders, unknown position
+embeddings); callers then keep the padded Hugging Face forward. Remote-code copies of
+the ESM layout (FastESM2's, the Nucleotide Transformer v2's) pass the layout check and
+run packed only if the probe agrees (not verified here: no hub access). What this module computes is checked against that
 forward (`segpair_assets_tests/unit/test_packed.py`, and a probe at load time).
 """
 
