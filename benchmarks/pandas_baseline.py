@@ -373,3 +373,19 @@ def leakage_report(pairs: pd.DataFrame, cooccurrence: pd.DataFrame, split_mode: 
     if split_mode == "sequence":
         out["sequence_in_one_split"] = sequence_in_two_splits(pairs)
     return out
+
+
+# ------------------------------------------------------------------ scoring: seen pairs
+
+
+def mark_seen_pairs(scores: pd.DataFrame, segment_pairs: pd.DataFrame) -> pd.DataFrame:
+    """Add `seen_in`: the split in which the pair (either orientation) was a labelled pair of
+    segment_pairs, or 'new'. Scores of training pairs are optimistic; val/test/new are not."""
+    split_of: dict[tuple[str, str], str] = {}
+    for a, b, split in zip(segment_pairs["brc_a"].astype(str), segment_pairs["brc_b"].astype(str),
+                           segment_pairs["split"].astype(str), strict=True):  # fmt: skip
+        split_of[(a, b)] = split_of[(b, a)] = split
+    out = scores.copy()
+    out["seen_in"] = [split_of.get((a, b), "new")
+                      for a, b in zip(out["brc_a"], out["brc_b"], strict=True)]  # fmt: skip
+    return out

@@ -9,16 +9,17 @@ and as segpair's code (polars inside, pandas at the boundaries):
 - leakage_checks: segment_pairs' asset checks, every leakage check (`leakage_report` in
   sequence mode) and `proteins_without_embedding`;
 - isolate_pairs: the scoring path's enumeration of every cross-segment pair in each
-  isolate, all function pairs (`isolate_pairs`).
+  isolate, all function pairs (`isolate_pairs`);
+- mark_seen_pairs: the scoring asset's lookup of each scored pair in segment_pairs.
 
 Input: SIMULATED flu_a, seed 1, `--isolates` isolates (8 segments). The simulator writes
 the raw records in its own process; protein_final, cooccurrence_sets and segment_pairs
 are then built once (the inputs of the later stages), as the assets hand them over:
-whole tables, the sequences included. Each stage x variant runs in a fresh process: input loaded (not
-timed; "input MiB" is the process's RSS then), the peak RSS reset, the stage timed, its
-peak RSS reported (the input's resident memory counts, the transient cost of reading it
-does not), the output pickled. The parent checks that both variants' outputs are
-identical: same columns, dtypes, rows in the same order, same statistics.
+whole tables, the sequences included. Each stage x variant runs in a fresh process:
+input loaded (not timed; "input MiB" is the process's RSS then), the peak RSS reset, the
+stage timed, its peak RSS reported (the input's resident memory counts, the transient
+cost of reading it does not), the output pickled. The parent checks that both variants'
+outputs are identical: same columns, dtypes, rows in the same order, same statistics.
 
     .venv/bin/python benchmarks/polars_vs_pandas.py [--isolates 100000] [--stages ...]
 """
@@ -39,7 +40,8 @@ import time
 from functools import partial
 from pathlib import Path
 
-STAGES = ("protein_final", "cooccurrence_sets", "segment_pairs", "leakage_checks", "isolate_pairs")
+STAGES = ("protein_final", "cooccurrence_sets", "segment_pairs", "leakage_checks",
+          "isolate_pairs", "mark_seen_pairs")  # fmt: skip
 VARIANTS = ("pandas", "polars")
 
 
@@ -127,6 +129,9 @@ def _stage(stage: str, variant: str, work: Path) -> tuple:
                                                    virus)  # fmt: skip
     if stage == "isolate_pairs":
         return scoring.isolate_pairs, (read("protein_final"), virus, None, False)
+    if stage == "mark_seen_pairs":  # the scores of every within-isolate pair
+        scores = segpair.scoring.isolate_pairs(read("protein_final"), virus, None).assign(score=0.5)
+        return scoring.mark_seen_pairs, (scores, read("segment_pairs"))
     ids = read("protein_final", columns=["brc_fea_id"])["brc_fea_id"]
     return partial(_leakage_checks, leakage), (read("segment_pairs"), read("cooccurrence"), ids)
 

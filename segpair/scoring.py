@@ -498,14 +498,23 @@ def not_scored_summary(scores: pd.DataFrame) -> str | None:
 
 def mark_seen_pairs(scores: pd.DataFrame, segment_pairs: pd.DataFrame) -> pd.DataFrame:
     """Add `seen_in`: the split in which the pair (either orientation) was a labelled pair of
-    segment_pairs, or 'new'. Scores of training pairs are optimistic; val/test/new are not."""
-    split_of: dict[tuple[str, str], str] = {}
-    for a, b, split in zip(segment_pairs["brc_a"].astype(str), segment_pairs["brc_b"].astype(str),
-                           segment_pairs["split"].astype(str), strict=True):  # fmt: skip
-        split_of[(a, b)] = split_of[(b, a)] = split
+    segment_pairs (the last one listed, should it be in several), or 'new'. Scores of
+    training pairs are optimistic; val/test/new are not."""
+    # a polars join on the unordered protein pair: 15x faster than a dict of 2 x 4.85M
+    # Python tuples at 100k isolates (BENCHMARKS.md)
+    a, b = pl.col("brc_a").cast(pl.String), pl.col("brc_b").cast(pl.String)
+    unordered = (pl.min_horizontal(a, b).alias("lo"), pl.max_horizontal(a, b).alias("hi"))
+    labelled = pl.from_pandas(segment_pairs[["brc_a", "brc_b", "split"]]).select(
+        *unordered, seen_in=pl.col("split").cast(pl.String)
+    )
+    labelled = labelled.unique(subset=["lo", "hi"], keep="last")
+    seen = (
+        pl.from_pandas(scores[["brc_a", "brc_b"]])
+        .select(*unordered)
+        .join(labelled, on=["lo", "hi"], how="left", maintain_order="left")
+    )
     out = scores.copy()
-    out["seen_in"] = [split_of.get((a, b), "new")
-                      for a, b in zip(out["brc_a"], out["brc_b"], strict=True)]  # fmt: skip
+    out["seen_in"] = seen["seen_in"].fill_null("new").to_numpy()
     return out
 
 

@@ -1,7 +1,7 @@
 """The polars port changes no output: protein_final, cooccurrence_sets, segment_pairs, its
-leakage checks and the scoring path's isolate pairs equal, row for row and dtype for dtype,
-what the pandas code they replaced gives (kept in benchmarks/pandas_baseline.py), on
-simulated data with odd records planted and under each policy."""
+leakage checks, and the scoring path's isolate pairs and seen_in equal, row for row and
+dtype for dtype, what the pandas code they replaced gives (benchmarks/pandas_baseline.py),
+on simulated data with odd records planted and under each policy."""
 
 from __future__ import annotations
 
@@ -19,9 +19,10 @@ from segpair.pairs.cooccurrence import build_cooccurrence
 from segpair.pairs.leakage import leakage_report, proteins_without_embedding
 from segpair.pairs.segment_pairs import PairConfig, build_segment_pairs
 from segpair.readers.common import records_frame
-from segpair.scoring import isolate_pairs, orient
+from segpair.readers.manifest import read_data_version
+from segpair.scoring import isolate_pairs, mark_seen_pairs, orient
 from segpair.simulator import SimulationConfig, simulate_population
-from segpair_assets_tests.conftest import REPO_ROOT
+from segpair_assets_tests.conftest import REPO_ROOT, require_shared_data
 
 
 @pytest.fixture(scope="module")
@@ -175,3 +176,45 @@ def test_leakage_checks_are_unchanged(flu, proteins, baseline):
             table, ids
         )
     assert not any(o.passed for o in leakage_report(planted, cooccurrence, "sequence").values())
+
+
+def test_seen_pairs_are_unchanged(flu, proteins, baseline):
+    """seen_in as before, also where a labelled pair is listed twice, reversed, in two splits
+    (the last one listed counts)."""
+    segment_pairs = build_segment_pairs(proteins, build_cooccurrence(proteins)[0], flu)[0]
+    scores = isolate_pairs(proteins, flu, None).assign(score=0.5)
+    again = segment_pairs[segment_pairs["label"] == 1].iloc[:20]
+    again = again.rename(columns={"brc_a": "brc_b", "brc_b": "brc_a"}).assign(split="test")
+    relisted = pd.concat([segment_pairs, again], ignore_index=True)
+    for labelled in (segment_pairs, relisted):
+        ours = mark_seen_pairs(scores, labelled)
+        _assert_identical(ours, baseline.mark_seen_pairs(scores, labelled))
+        assert {"train", "new"} <= set(ours["seen_in"])
+
+
+@pytest.mark.real_data
+def test_real_influenza_gives_the_same_tables(flu, baseline, tmp_path):
+    """The NCBI influenza A set (868 genomes, read in place): every ported stage as before."""
+    src = require_shared_data("influenza_a")
+    (tmp_path / "manifest.toml").write_text(
+        'format = "fasta"\norigin = "real"\n'
+        f'[fasta]\nfiles = ["{src / "influenza_a_2010s.fasta.gz"}"]\n'
+        f'metadata_table = "{src / "influenza_a_2010s.genomes.tsv"}"\n'
+        'accession_column = "accession"\nisolate_column = "genome_id"\n'
+    )
+    records = read_data_version(tmp_path, flu)[0].records
+    proteins, report = build_protein_final(records, flu)
+    theirs, their_report = baseline.build_protein_final(records, flu)
+    _assert_identical(proteins, theirs)
+    assert _report(report) == _report(their_report)
+    cooccurrence = build_cooccurrence(proteins)[0]
+    _assert_identical(cooccurrence, baseline.build_cooccurrence(proteins)[0])
+    config = PairConfig(hard_negative_share=0.5)
+    pairs = build_segment_pairs(proteins, cooccurrence, flu, config)[0]
+    _assert_identical(pairs, baseline.build_segment_pairs(proteins, cooccurrence, flu, config)[0])
+    assert leakage_report(pairs, cooccurrence, "sequence") == baseline.leakage_report(
+        pairs, cooccurrence, "sequence"
+    )
+    scores = isolate_pairs(proteins, flu, None, False)
+    _assert_identical(scores, baseline.isolate_pairs(proteins, flu, None, False))
+    _assert_identical(mark_seen_pairs(scores, pairs), baseline.mark_seen_pairs(scores, pairs))
