@@ -99,6 +99,8 @@ def resolve_checkpoint(path: Path, run: str | None = None) -> Path:
     """What `segpair score -m` accepts: a checkpoint file, a run folder, or an embedder's
     model folder (its latest run, or `run`)."""
     path = Path(path)
+    if not path.exists():
+        return path  # the checkpoint loader's own error says where models come from
     if path.is_file():
         if run:
             raise ValueError(f"--run {run} names a run of a model folder, but {path} is a file")
