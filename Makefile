@@ -44,8 +44,10 @@ system-packages:
 			$(SYSTEM_PACKAGES) >/dev/null) || echo "apt-get failed: those tests will skip"; \
 	else echo "no $(SYSTEM_PACKAGES) and no root apt-get: those tests will skip"; fi
 
+# Two workers: many tests wait on processes (webserver, MLflow, Celery), so two workers
+# fit two cores; tests sharing the trained main-job fixture run on one worker (conftest).
 test: $(BIN)/.installed dagster-home system-packages
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadgroup
 
 # The unit tests alone (pure core logic and structure, no Dagster run, no processes).
 test-fast: $(BIN)/.installed dagster-home

@@ -36,6 +36,14 @@ proteins = [
 """
 
 
+def pytest_collection_modifyitems(items):
+    """Under pytest-xdist (`make test`), the tests that share the session's trained main-job
+    partition run on one worker, so it is built once."""
+    for item in items:
+        if "trained" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("trained"))
+
+
 @pytest.fixture(scope="session")
 def registry():
     return load_registry()
