@@ -30,7 +30,8 @@ class CheckpointMismatchError(ValueError):
 
 CHECKPOINT_FIX = (
     "pass the model.pt of a pair_classifier_<embedder> asset (data/models/{virus}/"
-    "{data_version}/{embedder}/model.pt) or of its MLflow run's artifacts"
+    "{data_version}/{embedder}/runs/*/model.pt; to segpair score and evaluate, that model "
+    "folder too: its latest run) or of its MLflow run's artifacts"
 )
 REQUIRED_META = {"embedder", "signature", "dim", "interactions", "slot_transform", "hidden",
                  "dropout", "threshold"}  # fmt: skip
@@ -85,7 +86,7 @@ def read_checkpoint(path: Path) -> dict:
         raise InputDataError(
             str(path), "no checkpoint there",
             "materialize the partition's pair_classifier_<embedder> asset (it writes "
-            "data/models/{virus}/{data_version}/{embedder}/model.pt) or give the path of an "
+            "data/models/{virus}/{data_version}/{embedder}/runs/*/model.pt) or give the path of an "
             "existing model.pt",
         )  # fmt: skip
     try:

@@ -109,7 +109,6 @@ def resolve_checkpoint(path: Path, run: str | None = None) -> Path:
         return ModelHistory(path).checkpoint(run)
     if (path / CHECKPOINT).exists() and not run:
         return path / CHECKPOINT
-    raise ModelRunNotFound(
-        f"{path} is neither a checkpoint, a run folder nor a model folder with runs; pass "
-        "data/models/{virus}/{version}/{embedder} or a model.pt"
-    )
+    if run:
+        raise ModelRunNotFound(f"--run {run}: {path} is not a model folder with runs")
+    return path  # a folder of something else: the checkpoint loader's error names the fix
