@@ -19,7 +19,8 @@ ESM classes (remote code with other module names, decoders, unknown position
 embeddings); callers then keep the padded Hugging Face forward. Remote-code copies of
 the ESM layout (FastESM2's, the Nucleotide Transformer v2's) pass the layout check and
 run packed only if the probe agrees (not verified here: no hub access). What this
-module computes is checked against that forward (`segpair_assets_tests/unit/test_packed.py`, and a probe at load time).
+module computes is checked against that forward (`segpair_assets_tests/unit/test_packed.py`,
+and a probe at load time).
 """
 
 from __future__ import annotations
