@@ -327,6 +327,8 @@ def _after_attention_weights(layer) -> tuple:
 def attend(q, k, v, batch: PackedBatch, kernel: AttentionKernel) -> torch.Tensor:
     """Self-attention within each sequence of a packed batch: (T, H, d) in and out; the
     query already carries the 1/sqrt(d) scale."""
+    if kernel in ("varlen", "nested"):  # Q, K, V are views into one projection
+        q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
     if kernel == "varlen":
         from torch.nn.attention.varlen import varlen_attn
 
