@@ -197,7 +197,7 @@ def isolate_pairs(
     """Every cross-segment protein pair inside each isolate (assembly), oriented for the model;
     with `only_training_schema`, only the function pairs the model was trained on. Rows in
     the order of the first protein, then the second, in `proteins`."""
-    # polars self-join: 10x faster than pandas merge + per-row orientation (BENCHMARKS.md)
+    # polars self-join: 7x faster than pandas merge + per-row orientation (BENCHMARKS.md)
     p = pl.from_pandas(proteins[["brc_fea_id", "assembly_id", "segment", "function"]].astype(str))
     order = _function_order(virus)
     p = p.with_columns(rank=pl.col("function").replace_strict(order, default=len(order)))
@@ -500,7 +500,7 @@ def mark_seen_pairs(scores: pd.DataFrame, segment_pairs: pd.DataFrame) -> pd.Dat
     """Add `seen_in`: the split in which the pair (either orientation) was a labelled pair of
     segment_pairs (the last one listed, should it be in several), or 'new'. Scores of
     training pairs are optimistic; val/test/new are not."""
-    # a polars join on the unordered protein pair: 15x faster than a dict of 2 x 4.85M
+    # a polars join on the unordered protein pair: 5x faster than a dict of 2 x 4.85M
     # Python tuples at 100k isolates (BENCHMARKS.md)
     a, b = pl.col("brc_a").cast(pl.String), pl.col("brc_b").cast(pl.String)
     unordered = (pl.min_horizontal(a, b).alias("lo"), pl.max_horizontal(a, b).alias("hi"))

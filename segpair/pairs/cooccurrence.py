@@ -57,8 +57,8 @@ def build_cooccurrence(proteins: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
     Columns: seq_hash_a, seq_hash_b (a < b), n_isolates; rows sorted by (seq_hash_a,
     seq_hash_b). Identical sequences within one isolate (a protein repeated) are not a pair.
     """
-    # polars: a self-join on integer codes and a group-by, 3x faster and half the memory
-    # of sorting stacked keys with numpy at 100k isolates (BENCHMARKS.md)
+    # polars: a self-join on integer codes and a group-by, 2x faster than sorting stacked
+    # keys with numpy, in half the working memory, at 100k isolates (BENCHMARKS.md)
     rows = pl.from_pandas(proteins[["seq_hash", "assembly_id"]]).select(
         pl.col("seq_hash").cast(pl.String), pl.col("assembly_id").cast(pl.String)
     )

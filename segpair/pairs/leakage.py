@@ -1,7 +1,7 @@
 """Leakage checks on a segment_pairs table: each returns examples of what leaked.
 
 The checks take the pandas table the IO manager hands over; their group-bys and joins run
-in polars, 6-20x faster than in pandas on a 100k-isolate table (BENCHMARKS.md).
+in polars: 4x faster than pandas on a 100k-isolate table, in less memory (BENCHMARKS.md).
 """
 
 from __future__ import annotations
