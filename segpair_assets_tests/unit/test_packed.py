@@ -84,6 +84,23 @@ def test_packed_batch_layout():
     assert batch.residue_mask.tolist() == [False, True, True, False, False, True, False]
 
 
+def test_nested_tensor_attention_equals_per_sequence_attention():
+    """The GPU kernel `nested` (SDPA on jagged nested tensors) computes what the
+    per-sequence loop does; on a CPU it runs too, slowly, so it is checked here."""
+    from segpair.embeddings.packed import attend
+
+    torch.manual_seed(0)
+    batch = PackedBatch.of([[0] * n for n in (5, 17, 9)], [[0] * n for n in (5, 17, 9)])
+    qkv = torch.randn(batch.n_tokens, 3, 4, 8).unbind(1)
+    want = attend(*qkv, batch, "per_sequence")
+    got = attend(*qkv, batch, "nested")
+    torch.testing.assert_close(got.reshape(want.shape), want, rtol=1e-5, atol=1e-5)
+    alone = torch.nn.functional.scaled_dot_product_attention(
+        *(t[5:22].transpose(0, 1) for t in qkv), scale=1.0
+    ).transpose(0, 1)
+    torch.testing.assert_close(want[5:22], alone, rtol=1e-5, atol=1e-5)
+
+
 def test_gated_mlp_of_nucleotide_transformer_v2_runs_the_modules_own_code(models):
     """NT v2's remote code replaces the MLP with a gated (SwiGLU) one; the packed forward
     calls a layer's own `intermediate` and `output` when they are not transformers'."""
