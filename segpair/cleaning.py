@@ -50,6 +50,9 @@ NonstandardPolicy = Literal["replace", "drop", "error"]
 LengthPolicy = Literal["drop", "keep", "error"]
 
 # The raw record columns, with the cleaned sequence and its derived fields after `product`.
+# What identifies and describes a protein beside its vector (maps, vector tables).
+PROTEIN_DESCRIPTION_COLUMNS = ("brc_fea_id", "assembly_id", "isolate_name", "segment",
+                               "function", "subtype", "host", "year", "seq_hash")  # fmt: skip
 PROTEIN_FINAL_COLUMNS = [
     *RAW_COLUMNS[:6],
     "esm2_ready_seq",

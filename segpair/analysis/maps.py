@@ -42,6 +42,7 @@ from threadpoolctl import threadpool_limits
 
 from segpair.analysis.plots import map_png
 from segpair.atomic import atomic_path
+from segpair.cleaning import PROTEIN_DESCRIPTION_COLUMNS
 from segpair.embeddings.cache import EmbeddingStore
 
 NonlinearMethod = Literal["auto", "umap", "tsne", "none"]
@@ -50,17 +51,7 @@ NonlinearMethod = Literal["auto", "umap", "tsne", "none"]
 # SFTSV genotypes too; a set without any is coloured by host, then year).
 COLOUR_COLUMNS = ("function", "subtype", "host")
 FOCUS_COLOURS = ("subtype", "host", "year")
-METADATA_COLUMNS = [
-    "brc_fea_id",
-    "assembly_id",
-    "isolate_name",
-    "segment",
-    "function",
-    "subtype",
-    "host",
-    "year",
-    "seq_hash",
-]
+METADATA_COLUMNS = list(PROTEIN_DESCRIPTION_COLUMNS)
 MIN_POINTS = 3  # a map of fewer distinct sequences says nothing
 MIN_NONLINEAR_POINTS = 10  # a neighbour graph needs a few neighbours per point
 PURITY_NEIGHBOURS = 10

@@ -58,6 +58,7 @@ import pandas as pd
 import pyarrow as pa
 
 from segpair.atomic import write_text_atomic
+from segpair.cleaning import PROTEIN_DESCRIPTION_COLUMNS
 from segpair.locks import exclusive
 from segpair.readers.common import METADATA_ALIASES
 
@@ -69,17 +70,7 @@ NO_INDEX = "none"
 # An index is retrained once the table holds more than this many times the rows it was
 # trained on: new rows only join the trained partitions, which drift as the data grows.
 RETRAIN_GROWTH = 2.0
-METADATA_COLUMNS = [
-    "brc_fea_id",
-    "assembly_id",
-    "isolate_name",
-    "segment",
-    "function",
-    "subtype",
-    "host",
-    "year",
-    "seq_hash",
-]
+METADATA_COLUMNS = list(PROTEIN_DESCRIPTION_COLUMNS)
 _LINKED_DIRS = ("data", "_indices", "_deletions")  # immutable files: hard-linked
 _BATCH_ROWS = 2048
 
