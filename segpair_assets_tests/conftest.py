@@ -38,10 +38,13 @@ proteins = [
 
 def pytest_collection_modifyitems(items):
     """Under pytest-xdist (`make test`), the tests that share the session's trained main-job
-    partition run on one worker, so it is built once."""
+    partition run on one worker, so it is built once; so do the tests of one end-to-end
+    module (they share its running processes, and some follow an earlier test's run)."""
     for item in items:
         if "trained" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.xdist_group("trained"))
+        elif "/e2e/" in item.nodeid.replace("\\", "/"):
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
 
 
 @pytest.fixture(scope="session")
