@@ -219,7 +219,7 @@ def _link(driver, *href_parts: str):
 def _click_and_follow(driver, link) -> None:
     """Click a link; where it opens a new tab (target=_blank), continue in that tab. Each
     browser is a first visit to Dagster, whose community dialog may pop up over the page."""
-    for skip in driver.find_elements(By.XPATH, "//button[normalize-space()='Skip']"):
+    for skip in driver.find_elements("xpath", "//button[normalize-space()='Skip']"):
         skip.click()
     before = set(driver.window_handles)
     link.click()
