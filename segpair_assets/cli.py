@@ -229,6 +229,10 @@ def _report(success: bool, run_id: str, virus: str, version: str, events) -> boo
     return False
 
 
+# Besides segpair's own: a model path or run that is not there, an unknown virus or protein.
+_MODEL_INPUT_ERRORS = (FileNotFoundError, KeyError, ValueError)
+
+
 def _score(args, registry) -> int:
     from tqdm import tqdm
 
@@ -264,13 +268,7 @@ def _score(args, registry) -> int:
             scores = scorer.score_proteins(proteins, virus, wanted, str(args.pairs),
                                            not args.all_function_pairs, progress,
                                            str(args.input))  # fmt: skip
-    except (
-        InputDataError,
-        CheckpointMismatchError,
-        FileNotFoundError,
-        KeyError,
-        ValueError,
-    ) as err:
+    except (InputDataError, CheckpointMismatchError, *_MODEL_INPUT_ERRORS) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     _write_table(scores, args.out)
@@ -317,13 +315,7 @@ def _evaluate(args, registry) -> int:
         )
         report = evaluate_proteins(scorer, proteins, virus, args.hard_negative_share, args.seed,
                                    str(args.input))  # fmt: skip
-    except (
-        InputDataError,
-        CheckpointMismatchError,
-        FileNotFoundError,
-        KeyError,
-        ValueError,
-    ) as err:
+    except (InputDataError, CheckpointMismatchError, *_MODEL_INPUT_ERRORS) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(f"{len(proteins)} proteins of {proteins['assembly_id'].nunique()} isolates read by "

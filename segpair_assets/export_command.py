@@ -13,13 +13,18 @@ from segpair.embeddings.export import EXPORT_FORMATS
 from segpair_assets.settings import Settings
 
 
+def add_partition_arguments(parser, registry) -> None:
+    """-v VIRUS -d VERSION -e EMBEDDER: one partition's cache (export, neighbours)."""
+    parser.add_argument("-v", "--virus", required=True, choices=registry.names)
+    parser.add_argument("-d", "--data-version", required=True)
+    parser.add_argument("-e", "--embedder", default=CATALOG.default, choices=CATALOG.names)
+
+
 def add_export_command(sub, registry) -> None:
     export = sub.add_parser(
         "export", help="write a partition's embeddings for other tools (.pt, Parquet, NumPy)"
     )
-    export.add_argument("-v", "--virus", required=True, choices=registry.names)
-    export.add_argument("-d", "--data-version", required=True)
-    export.add_argument("-e", "--embedder", default=CATALOG.default, choices=CATALOG.names)
+    add_partition_arguments(export, registry)
     export.add_argument(
         "--format", default="pt", choices=EXPORT_FORMATS,
         help="pt: one {function}_{label}.pt per protein function ({'proteins': ids, 'data': "

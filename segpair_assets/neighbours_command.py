@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from segpair.embeddings.catalog import CATALOG
+from segpair_assets.export_command import add_partition_arguments
 from segpair_assets.settings import Settings
 
 SHOWN = [
@@ -28,9 +29,7 @@ def add_neighbours_command(sub, registry) -> None:
     p = sub.add_parser(
         "neighbours", help="the nearest proteins in a partition's vector table, with isolates"
     )
-    p.add_argument("-v", "--virus", required=True, choices=registry.names)
-    p.add_argument("-d", "--data-version", required=True)
-    p.add_argument("-e", "--embedder", default=CATALOG.default, choices=CATALOG.names)
+    add_partition_arguments(p, registry)
     query = p.add_mutually_exclusive_group(required=True)
     query.add_argument("--protein", nargs="+", metavar="ID", help="brc_fea_id(s) of the table")
     query.add_argument(
