@@ -137,7 +137,11 @@ def _choose_partition(driver, dialog, value: str) -> None:
     )  # fmt: skip
 
 
-def test_sensor_materializes_a_dropped_data_version_once(dev, bunya):
+@pytest.fixture(scope="module")
+def sensor_run(dev, bunya) -> dict:
+    """A data-version folder dropped into the raw root, and the run the sensor launched for
+    it. A fixture rather than a first test, so every test that follows that run finds it
+    whatever order pytest-xdist gives the module's tests."""
     # write beside the root, then move in at once, as a finished copy would appear
     staging = dev.data / "staging" / "sim_v2"
     config = SimulationConfig(n_isolates=60, seed=3)
@@ -145,11 +149,21 @@ def test_sensor_materializes_a_dropped_data_version_once(dev, bunya):
     target = dev.data / "raw" / "bunya" / "sim_v2"
     target.parent.mkdir(parents=True, exist_ok=True)
     os.replace(staging, target)
+    return _wait_for_run(dev, **{"segpair/trigger": "new_data_version_sensor"})
 
-    run = _wait_for_run(dev, **{"segpair/trigger": "new_data_version_sensor"})
-    assert run["status"] == "SUCCESS", dev.log.read_text()[-4000:]
-    assert run["jobName"] == "segpair_bunya_job"
-    assert {"key": "dagster/partition", "value": PARTITION} in run["tags"]
+
+def _require_sensor_success(run: dict) -> None:
+    if run["status"] != "SUCCESS":
+        pytest.skip(
+            "the sensor's run of sim_v2|bunya did not succeed; "
+            "test_sensor_materializes_a_dropped_data_version_once reports why"
+        )
+
+
+def test_sensor_materializes_a_dropped_data_version_once(dev, sensor_run):
+    assert sensor_run["status"] == "SUCCESS", dev.log.read_text()[-4000:]
+    assert sensor_run["jobName"] == "segpair_bunya_job"
+    assert {"key": "dagster/partition", "value": PARTITION} in sensor_run["tags"]
     assert (dev.data / "processed/bunya/sim_v2/segment_pairs.parquet").exists()
     latest = ModelHistory(dev.data / "models/bunya/sim_v2/kmer_aa3").resolve()
     assert (latest / "model.pt").exists() and (latest / "isolate_summary.csv").exists()
@@ -158,12 +172,11 @@ def test_sensor_materializes_a_dropped_data_version_once(dev, bunya):
     assert "DeprecationWarning" not in dev.log.read_text()
 
 
-def test_browser_launches_a_materialization_and_sees_it_succeed(dev):
+def test_browser_launches_a_materialization_and_sees_it_succeed(dev, sensor_run):
     require_browser()
     from selenium.webdriver.common.by import By
 
-    if not _runs(dev, **{"dagster/partition": PARTITION}):
-        pytest.skip("needs the partition the sensor test materializes")
+    _require_sensor_success(sensor_run)
     before = {r["runId"] for r in _runs(dev, **{"dagster/partition": PARTITION})}
     driver = start_browser()
     base = f"http://127.0.0.1:{dev.port}"
@@ -235,14 +248,12 @@ def _images_loaded(driver, src_part: str) -> int:
         " && i.complete && i.naturalWidth > 0).length;", src_part)  # fmt: skip
 
 
-def test_browser_goes_from_the_classifier_to_its_mlflow_run_and_back(dev):
+def test_browser_goes_from_the_classifier_to_its_mlflow_run_and_back(dev, sensor_run):
     """Dagster -> MLflow: the classifier's verdict, plots and run link; MLflow -> Dagster:
     the run's description links to the Dagster run and the asset partition."""
     require_browser()
     asset = "pair_classifier_kmer_aa3"
-    runs = _runs(dev, **{"segpair/trigger": "new_data_version_sensor"})
-    if not runs or runs[0]["status"] != "SUCCESS":
-        pytest.skip("needs the partition the sensor test materializes")
+    _require_sensor_success(sensor_run)
     base, mlflow_ui = f"http://127.0.0.1:{dev.port}", dev.mlflow_url
     driver = start_browser()
     try:
@@ -258,7 +269,7 @@ def test_browser_goes_from_the_classifier_to_its_mlflow_run_and_back(dev):
         _click_and_follow(driver, _link(driver, f"{mlflow_ui}/#/experiments/", "/runs/"))
         wait_for_text(driver, "kmer_aa3 GP-N+RdRp-GP bunya/sim_v2", timeout=90)
         wait_for_text(driver, "Materialized by Dagster run")  # the description's first line
-        dagster_run = runs[0]["runId"]
+        dagster_run = sensor_run["runId"]
         back = _link(driver, f"{base}/runs/{dagster_run}")
         driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", back)
         screenshot(driver, "mlflow_run_from_dagster.png")
