@@ -36,15 +36,37 @@ proteins = [
 """
 
 
+# tryfirst: pytest-xdist reads the xdist_group marks in its own collection hook, so the
+# marks must be on the items before it runs.
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items):
     """Under pytest-xdist (`make test`), the tests that share the session's trained main-job
     partition run on one worker, so it is built once; so do the tests of one end-to-end
-    module (they share its running processes, and some follow an earlier test's run)."""
+    module (they share its running processes)."""
     for item in items:
         if "trained" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.xdist_group("trained"))
         elif "/e2e/" in item.nodeid.replace("\\", "/"):
             item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_node_collection_finished(node, ids):
+    """Stop at once where `--dist loadgroup` would silently ignore the groups (pytest 9.2
+    with pytest-xdist 3.8: pytest-dev/pytest-xdist#1386), rather than build the trained
+    partition on every worker and run an end-to-end module's tests apart. Every
+    end-to-end test is in a group, so its id must carry the group suffix."""
+    if getattr(node.config.option, "dist", "") != "loadgroup":
+        return
+    lost = [nodeid for nodeid in ids if "/e2e/" in nodeid and "@" not in nodeid]
+    if lost:
+        pytest.exit(
+            f"--dist loadgroup did not group {len(lost)} tests (e.g. {lost[0]}): this "
+            f"pytest ({pytest.__version__}) and pytest-xdist do not work together "
+            "(pytest-dev/pytest-xdist#1386); install pyproject.toml's pins: "
+            "pip install -e '.[dev]'",
+            returncode=4,
+        )
 
 
 @pytest.fixture(scope="session")
