@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import signal
 from pathlib import Path
 
 import dagster as dg
@@ -34,6 +35,18 @@ proteins = [
   { name = "NX", expected_length = 30, primary = true, product_patterns = ['\\bnx\\b'] },
 ]
 """
+
+
+def pytest_configure(config):
+    """Give the tests the signal handling a terminal gives them. A shell that starts
+    `make test &` (a CI script, nohup) starts it with SIGINT ignored; every process the
+    tests start inherits that, and Dagster's in-process runs map SIGTERM to SIGINT's
+    handler, so SIGTERM is ignored too from then on: a multiprocessing pool's terminate
+    then waits forever, and `dagster dev` survives its Ctrl-C."""
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if signal.getsignal(signal.SIGTERM) == signal.SIG_IGN:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 # tryfirst: pytest-xdist reads the xdist_group marks in its own collection hook, so the

@@ -301,6 +301,10 @@ def test_parallel_steps_open_a_new_mlflow_store_safely(tmp_path):
     from resources.mlflow_tracking import default_tracking_uri
 
     args = (default_tracking_uri(str(tmp_path)), str(tmp_path / "artifacts"))
-    with multiprocessing.get_context("spawn").Pool(4) as pool:
+    pool = multiprocessing.get_context("spawn").Pool(4)
+    try:
         ids = pool.map(_open_store, [args] * 4)
+    finally:  # close + join: the workers exit on their own, whatever signals they ignore
+        pool.close()
+        pool.join()
     assert len(set(ids)) == 1
