@@ -138,7 +138,7 @@ def _run_partition(instance, job_name: str, virus: str, version: str, selection,
         **config,
         "loggers": {**CONSOLE_RUN_CONFIG["loggers"], **config.get("loggers", {})},
     }
-    if job.executor_def.name != dg.multiprocess_executor.name:
+    if job.executor_def.name not in (dg.multiprocess_executor.name, dg.in_process_executor.name):
         # the configured engine (SEGPAIR_EXECUTOR=celery) runs the steps
         return dg.execute_job(
             dg.build_reconstructable_job(

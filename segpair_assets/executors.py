@@ -6,6 +6,10 @@ daemon, CLI):
 - `multiprocess` (default): every step a subprocess on this machine; language-model
   embedding shards share the "gpu" concurrency pool (its limit, set in dagster.yaml,
   is the number of GPUs).
+- `in_process`: every step, one after another, in the run's own process. No step pays
+  a subprocess's start-up (several seconds of imports each, most of a small partition's
+  run on a 2-core laptop), but nothing runs side by side and a step that crashes the
+  interpreter ends the run.
 - `celery`: every step a Celery task. Steps tagged `dagster-celery/queue: gpu` (the
   language-model embedding steps) go to workers started with `-q gpu` on GPU machines,
   everything else to workers on the default `dagster` queue. The broker and result
@@ -41,6 +45,8 @@ def executor_for(settings: Settings) -> dg.ExecutorDefinition:
     kind = settings.executor
     if kind == "multiprocess":
         return dg.multiprocess_executor
+    if kind == "in_process":
+        return dg.in_process_executor
     if kind == "celery":
         try:
             from dagster_celery import celery_executor
@@ -49,4 +55,6 @@ def executor_for(settings: Settings) -> dg.ExecutorDefinition:
                 "SEGPAIR_EXECUTOR=celery needs dagster-celery: pip install 'segpair[distributed]'"
             ) from err
         return celery_executor.configured(celery_settings(settings), name="segpair_celery")
-    raise ValueError(f"SEGPAIR_EXECUTOR={kind!r}: use 'multiprocess' (default) or 'celery'")
+    raise ValueError(
+        f"SEGPAIR_EXECUTOR={kind!r}: use 'multiprocess' (default), 'in_process' or 'celery'"
+    )

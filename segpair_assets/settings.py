@@ -10,7 +10,7 @@ the partitions use; tests build `Settings(...)` directly. The variables:
 | SEGPAIR_MLFLOW_TRACKING_URI | SQLite under the data root | an MLflow server (http://host:5000) |
 | SEGPAIR_MLFLOW_UI_URL | http://127.0.0.1:5000 (make mlflow-ui) | MLflow UI that Dagster links to |
 | SEGPAIR_DAGSTER_UI_URL | http://127.0.0.1:3000 (make ui) | Dagster UI that MLflow links to |
-| SEGPAIR_EXECUTOR | multiprocess | `celery` runs steps on Celery workers |
+| SEGPAIR_EXECUTOR | multiprocess | `in_process` (one process) or `celery` (workers) |
 | SEGPAIR_CELERY_BROKER / _BACKEND | redis://localhost:6379/0 and /1 | Celery's Redis URLs |
 | SEGPAIR_STABLE_LISTING_SECONDS | 120 | quiet time before a folder without manifest counts |
 | SEGPAIR_SENSOR_INTERVAL_SECONDS | 60 | how often the data-version sensor looks |

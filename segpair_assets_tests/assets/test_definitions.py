@@ -130,8 +130,10 @@ def test_executor_is_chosen_by_the_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("SEGPAIR_CELERY_BROKER", "redis://broker:6379/0")
     job = build_definitions(str(tmp_path)).resolve_job_def("segpair_language_model_job")
     assert job.executor_def.name == "segpair_celery"
+    monkeypatch.setenv("SEGPAIR_EXECUTOR", "in_process")
+    assert executor_from_environment() is dg.in_process_executor
     monkeypatch.setenv("SEGPAIR_EXECUTOR", "dask")
-    with pytest.raises(ValueError, match="'multiprocess' \\(default\\) or 'celery'"):
+    with pytest.raises(ValueError, match="'multiprocess' \\(default\\), 'in_process' or 'celery'"):
         executor_from_environment()
 
 

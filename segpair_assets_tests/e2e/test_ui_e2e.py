@@ -77,7 +77,10 @@ def dev(tmp_path_factory):
         DEFAULT_REGISTRY_PATH.read_text()
         + "\n[bunya.run_config.pair_classifier]\nsteps = 150\nmin_steps = 75\n"
     )
+    # Steps in the run's process: these tests follow the run through the UIs, while
+    # test_webserver_e2e and test_dead_run_e2e run the default multiprocess executor.
     env = {"SEGPAIR_SENSOR_INTERVAL_SECONDS": "2", "SEGPAIR_VIRUS_REGISTRY": str(registry),
+           "SEGPAIR_EXECUTOR": "in_process",
            "SEGPAIR_MLFLOW_UI_URL": f"http://127.0.0.1:{mlflow_port}",
            "SEGPAIR_DAGSTER_UI_URL": f"http://127.0.0.1:{dagster_port}"}  # fmt: skip
     # DagsterDev picks its own free port; it gets the one the links were given instead
