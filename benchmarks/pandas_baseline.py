@@ -37,6 +37,7 @@ from segpair.pairs.segment_pairs import (
     _split_isolates,
 )
 from segpair.registry import VirusSpec
+from segpair.scoring import _function_order, swap_rule
 from segpair.validation import CheckOutcome
 
 # ------------------------------------------------------------------ protein_final
@@ -255,23 +256,12 @@ def _assemble(idx: pd.DataFrame, df: pd.DataFrame) -> pd.DataFrame:
 # ------------------------------------------------------------------ scoring: isolate pairs
 
 
-def _function_order(virus: VirusSpec) -> dict[str, int]:
-    return {name: i for i, name in enumerate(virus.protein_names())}
-
-
 def orient(
     pairs: pd.DataFrame, virus: VirusSpec, schema_pairs: list[list[str]] | None
 ) -> pd.DataFrame:
+    # the orientation rule is segpair's own; only the per-row pandas application is the baseline
     trained = {tuple(p) for p in schema_pairs} if schema_pairs else None
-    order = _function_order(virus)
-
-    def swapped(a: str, b: str) -> bool:
-        if trained is not None and (a, b) in trained:
-            return False
-        if trained is not None and (b, a) in trained:
-            return True
-        return order.get(a, len(order)) > order.get(b, len(order))
-
+    swapped = swap_rule(virus, schema_pairs)
     fa, fb = pairs["function_a"].astype(str), pairs["function_b"].astype(str)
     swap = pd.Series([swapped(a, b) for a, b in zip(fa, fb, strict=True)], index=pairs.index)
     out = pairs.copy()

@@ -136,8 +136,9 @@ def _function_order(virus: VirusSpec) -> dict[str, int]:
 _SIDES = (("brc_a", "brc_b"), ("function_a", "function_b"), ("assembly_id_a", "assembly_id_b"))
 
 
-def _oriented(pairs: pl.DataFrame, virus: VirusSpec, schema_pairs) -> pl.DataFrame:
-    """`orient` on a polars frame: the rule is decided once per function pair."""
+def swap_rule(virus: VirusSpec, schema_pairs) -> Callable[[str, str], bool]:
+    """Whether a pair of functions (a, b) is turned round for the model: as the model saw
+    the pair in training, else registry order (a model trained on all pairs)."""
     trained = {tuple(p) for p in schema_pairs} if schema_pairs else None
     order = _function_order(virus)
 
@@ -148,6 +149,13 @@ def _oriented(pairs: pl.DataFrame, virus: VirusSpec, schema_pairs) -> pl.DataFra
             return True
         return order.get(a, len(order)) > order.get(b, len(order))
 
+    return swapped
+
+
+def _oriented(pairs: pl.DataFrame, virus: VirusSpec, schema_pairs) -> pl.DataFrame:
+    """`orient` on a polars frame: the rule is decided once per function pair."""
+    trained = {tuple(p) for p in schema_pairs} if schema_pairs else None
+    swapped = swap_rule(virus, schema_pairs)
     rule = []
     for a, b in pairs.select("function_a", "function_b").unique().rows():
         swap = swapped(a, b)
