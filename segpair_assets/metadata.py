@@ -9,13 +9,18 @@ figures rounded to 4 significant digits.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import dagster as dg
 import numpy as np
 import pandas as pd
 
 from segpair.training.artifacts import significant
+
+if TYPE_CHECKING:
+    from resources.mlflow_tracking import TrackedRun
 
 MARKDOWN_INLINE_LIMIT = 1000  # characters: the Dagster UI shows shorter Markdown inline
 
@@ -55,3 +60,19 @@ def rounded(values: Mapping[str, object], digits: int = 4) -> dict[str, object]:
 def images(urls: Mapping[str, str]) -> dg.MarkdownMetadataValue:
     """Plots as Markdown images ({alt: url}), one per line: short enough to show inline."""
     return dg.MetadataValue.md("\n\n".join(f"![{alt}]({url})" for alt, url in urls.items()))
+
+
+def mlflow_links(run: TrackedRun) -> dict:
+    """The MLflow run behind a materialization: its page, its experiment's, its id."""
+    return {
+        "mlflow_run": dg.MetadataValue.url(run.url),
+        "mlflow_experiment": dg.MetadataValue.url(run.experiment_url),
+        "mlflow_run_id": run.run_id,
+    }
+
+
+def versioned_output(value, metadata: dict, version: dg.DataVersion) -> dg.Output:
+    """An asset's output with the data version of its content (what staleness compares)."""
+    with warnings.catch_warnings():  # data_version on Output is "beta" in Dagster 1.13
+        warnings.simplefilter("ignore", dg.BetaWarning)
+        return dg.Output(value, metadata=metadata, data_version=version)

@@ -118,8 +118,11 @@ def _pca(vectors, fitted: np.ndarray, config: MapConfig) -> tuple[np.ndarray, tu
     `fitted` ones (then the rest projected in batches), and the variance share of PC1, PC2."""
     x = vectors[fitted]
     pca = PCA(n_components=max(2, min(config.pca_dims, *x.shape)), random_state=config.seed)
-    z = pca.fit_transform(x)
-    if len(fitted) < len(vectors):
+    if len(fitted) == len(vectors):
+        z = pca.fit_transform(x)
+    else:  # fitted on the sample, every vector (the sample too) projected in batches
+        pca.fit(x)
+        del x
         batches = range(0, len(vectors), PROJECTION_BATCH)
         z = np.vstack([pca.transform(vectors[np.arange(i, min(i + PROJECTION_BATCH, len(vectors)))])
                        for i in batches])  # fmt: skip

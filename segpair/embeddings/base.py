@@ -54,3 +54,10 @@ def signature_of(description: dict) -> str:
     """A short stable hash of an embedder's description: equal signatures, equal vectors."""
     blob = json.dumps(description, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def row_cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Cosine similarity of each row of `a` with the same row of `b` (0 for a zero row)."""
+    na = np.maximum(np.linalg.norm(a, axis=1), 1e-12)
+    nb = np.maximum(np.linalg.norm(b, axis=1), 1e-12)
+    return (a * b).sum(axis=1) / na / nb

@@ -18,6 +18,7 @@ import pandas as pd
 
 from segpair.analysis.plots import schema_pair_png
 from segpair.atomic import atomic_path, write_text_atomic
+from segpair.embeddings.base import row_cosines
 from segpair.embeddings.cache import EmbeddingStore
 from segpair.errors import InputDataError
 from segpair.training.plots import similarity_png
@@ -35,12 +36,6 @@ class SimilarityDiagnostics:
 
 SCHEMA_PAIR_COLUMNS = ["schema_pair", "n_positive", "n_negative", "positive_mean",
                        "negative_mean", "cohens_d", "histogram_overlap"]  # fmt: skip
-
-
-def _cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    na = np.maximum(np.linalg.norm(a, axis=1), 1e-12)
-    nb = np.maximum(np.linalg.norm(b, axis=1), 1e-12)
-    return (a * b).sum(axis=1) / na / nb
 
 
 def histogram_overlap(x: np.ndarray, y: np.ndarray, bins: int = 50) -> float:
@@ -95,7 +90,7 @@ def similarity_diagnostics(
         part = usable[usable["label"] == label]
         if len(part) > max_pairs:
             part = part.iloc[rng.choice(len(part), max_pairs, replace=False)]
-        sims[name] = _cosine(store.gather(part["brc_a"]), store.gather(part["brc_b"]))
+        sims[name] = row_cosines(store.gather(part["brc_a"]), store.gather(part["brc_b"]))
         schema[name] = part["schema_pair"].astype(str).to_numpy()
     pos, neg = sims["positive"], sims["negative"]
     if len(pos) < 2 or len(neg) < 2:
@@ -120,13 +115,13 @@ def similarity_diagnostics(
         k = min(2000, len(ids) * (len(ids) - 1) // 2)
         i, j = rng.integers(len(ids), size=(2, k))
         keep = i != j
-        s = _cosine(store.gather(ids[i[keep]]), store.gather(ids[j[keep]]))
+        s = row_cosines(store.gather(ids[i[keep]]), store.gather(ids[j[keep]]))
         rows.append({"function": function, "proteins": len(ids),
                      "intra_mean": float(s.mean()), "intra_std": float(s.std())})  # fmt: skip
     ids, funcs = proteins["id"].to_numpy(), proteins["function"].to_numpy()
     i, j = rng.integers(len(ids), size=(2, 4000))
     keep = funcs[i] != funcs[j]
-    inter = _cosine(store.gather(ids[i[keep]]), store.gather(ids[j[keep]]))
+    inter = row_cosines(store.gather(ids[i[keep]]), store.gather(ids[j[keep]]))
     per_function = pd.DataFrame(rows)
     summary = {
         "positive_mean": float(pos.mean()),

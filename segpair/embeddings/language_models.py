@@ -38,7 +38,7 @@ from typing import Literal
 
 import numpy as np
 
-from segpair.embeddings.base import EmbedOutput, InputKind
+from segpair.embeddings.base import EmbedOutput, InputKind, row_cosines
 from segpair.embeddings.batching import token_budget_batches
 from segpair.embeddings.device import (
     Precision,
@@ -91,11 +91,6 @@ def _timing_batch(input_kind: str, toks_per_batch: int) -> list[str]:
         texts.append("".join(rng.choice(letters, size=chars)))
         used += cost
     raise AssertionError("unreachable")
-
-
-def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
-    return (a * b).sum(1) / np.maximum(norms, np.finfo(np.float32).tiny)
 
 
 @dataclass
@@ -250,7 +245,7 @@ class LanguageModelEmbedder:
             got, _ = self._embed_packed(texts, Engine(True, kernel, compiled))
         except (RuntimeError, NotImplementedError, TypeError, ValueError, ImportError) as exc:
             return f"{type(exc).__name__}: {exc}"[:200]
-        lowest = float(_cosines(want, got).min())
+        lowest = float(row_cosines(want, got).min())
         bound = 0.9999 if self.dtype == torch.float32 else 0.999
         return lowest if lowest >= bound else f"cosine {lowest:.6f} < {bound} against padded"
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from segpair.embeddings.base import Embedder
+from segpair.embeddings.base import Embedder, row_cosines
 from segpair.embeddings.cache import EmbeddingStore
 from segpair.embeddings.pipeline import input_sequences
 from segpair.validation import CheckOutcome
@@ -142,7 +142,7 @@ def _batch_invariance(embedder: Embedder, texts: list[str], out, k: int = 4) -> 
     if not picks or any(len(a) == 0 for a in alone):
         return CheckOutcome(False, "sequences embedded alone as in a batch", ["none embedded"])
     a, b = np.concatenate(alone), out.vectors[picks]
-    cos = (a * b).sum(1) / np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-30)
+    cos = row_cosines(a, b)
     return CheckOutcome(
         bool(cos.min() >= 0.999),
         "a sequence's vector alone equals its vector in the batch (cosine >= 0.999)",

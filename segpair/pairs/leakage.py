@@ -11,6 +11,7 @@ from collections.abc import Iterable
 import pandas as pd
 import polars as pl
 
+from segpair.pairs.segment_pairs import unordered_key
 from segpair.validation import CheckOutcome
 
 
@@ -32,16 +33,6 @@ def _in_several_splits(values: pl.DataFrame) -> list[str]:
     return splits.filter(pl.col("split") > 1).sort("value")["value"].to_list()
 
 
-def _unordered_key(a: str, b: str) -> pl.Expr:
-    """'lo|hi' of two string columns, as segment_pairs' pair_key."""
-    lo, hi = pl.col(a), pl.col(b)
-    return (
-        pl.when(lo <= hi)
-        .then(pl.concat_str(lo, pl.lit("|"), hi))
-        .otherwise(pl.concat_str(hi, pl.lit("|"), lo))
-    )
-
-
 def pair_key_in_two_splits(pairs: pd.DataFrame) -> CheckOutcome:
     bad = _in_several_splits(_splits_of(pairs, "pair_key"))
     return CheckOutcome(not bad, "no sequence pair appears in two splits", bad[:10])
@@ -59,7 +50,7 @@ def sequence_in_two_splits(pairs: pd.DataFrame) -> CheckOutcome:
 
 def negative_cooccurs(pairs: pd.DataFrame, cooccurrence: pd.DataFrame) -> CheckOutcome:
     hashes = pl.from_pandas(cooccurrence[["seq_hash_a", "seq_hash_b"]]).cast(pl.String)
-    blocked = hashes.select(pair_key=_unordered_key("seq_hash_a", "seq_hash_b")).unique()
+    blocked = hashes.select(pair_key=unordered_key("seq_hash_a", "seq_hash_b")).unique()
     negatives = pl.from_pandas(pairs[["label", "pair_key", "brc_a", "brc_b"]]).filter(
         pl.col("label") == 0
     )

@@ -33,7 +33,7 @@ from segpair.embeddings.catalog import EmbedderSpec
 from segpair.training.artifacts import significant
 from segpair_assets.assets.per_embedder import job_tags, stage_group, weights_note
 from segpair_assets.assets.training import run_name, run_origin, run_tags
-from segpair_assets.metadata import images, rounded, table
+from segpair_assets.metadata import images, mlflow_links, rounded, table
 from segpair_assets.partitions import virus_and_version, virus_data_version_partitions
 from segpair_assets.provenance import record_provenance
 
@@ -111,14 +111,6 @@ def map_metadata(emap: EmbeddingMap, run: TrackedRun, files: dict) -> dict:
             f"{c}: {why}" for c, why in emap.missing_columns.items()
         )
     return {**metadata, **mlflow_links(run)}
-
-
-def mlflow_links(run: TrackedRun) -> dict:
-    return {
-        "mlflow_run": dg.MetadataValue.url(run.url),
-        "mlflow_experiment": dg.MetadataValue.url(run.experiment_url),
-        "mlflow_run_id": run.run_id,
-    }
 
 
 def build_map_asset(spec: EmbedderSpec) -> dg.AssetsDefinition:

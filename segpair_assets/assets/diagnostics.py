@@ -16,7 +16,7 @@ from segpair.embeddings.diagnostics import (
 from segpair.training.artifacts import significant
 from segpair_assets.assets.per_embedder import model_stage_asset
 from segpair_assets.assets.training import run_name, run_origin, run_tags
-from segpair_assets.metadata import images, rounded, table
+from segpair_assets.metadata import images, mlflow_links, rounded, table
 from segpair_assets.partitions import virus_and_version
 from segpair_assets.provenance import record_provenance
 
@@ -41,9 +41,7 @@ def diagnostics_metadata(diag: SimilarityDiagnostics, run: TrackedRun, histogram
         "per_schema_pair_plot": images(
             {"Cohen's d per schema pair": run.artifact_url("per_schema_pair_similarity.png")}
         ),
-        "mlflow_run": dg.MetadataValue.url(run.url),
-        "mlflow_experiment": dg.MetadataValue.url(run.experiment_url),
-        "mlflow_run_id": run.run_id,
+        **mlflow_links(run),
     }
 
 

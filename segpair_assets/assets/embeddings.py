@@ -8,7 +8,6 @@ signature. A merged entry is one CPU step that reads its sources' committed cach
 their models) and puts their vectors side by side (`segpair.embeddings.merged`).
 """
 
-import warnings
 from dataclasses import asdict
 from typing import Literal
 
@@ -40,6 +39,7 @@ from segpair_assets.assets.per_embedder import (
     stage_group,
     weights_note,
 )
+from segpair_assets.metadata import versioned_output
 from segpair_assets.partitions import virus_and_version, virus_data_version_partitions
 from segpair_assets.provenance import provenance_metadata, provenance_of
 
@@ -141,9 +141,7 @@ def cache_output(context, prepared: PreparedCache, storage, reproducibility, con
     prov = provenance_of(context, storage, reproducibility, config)
     version = content_version(prepared.index, str(prepared.attrs.get("signature", "")))
     metadata = {**cache_metadata(prepared), **(extra or {}), **provenance_metadata(prov)}
-    with warnings.catch_warnings():  # data_version on Output is "beta" in Dagster 1.13
-        warnings.simplefilter("ignore", dg.BetaWarning)
-        return dg.Output(prepared, metadata=metadata, data_version=dg.DataVersion(version))
+    return versioned_output(prepared, metadata, dg.DataVersion(version))
 
 
 def _partition_caches(context, storage: SegpairStorage, spec: EmbedderSpec, config):

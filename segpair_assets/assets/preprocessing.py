@@ -1,7 +1,6 @@
 """Stage 1: raw records of a data version -> the cleaned `protein_final` table."""
 
 import hashlib
-import warnings
 from typing import Literal
 
 import dagster as dg
@@ -17,6 +16,7 @@ from segpair.readers import read_data_version
 from segpair.report import markdown_table, protein_length_summary
 from segpair.simulator import SIMULATED_LABEL, ensure_demo_data_version
 from segpair_assets.assets.raw_files import raw_files
+from segpair_assets.metadata import versioned_output
 from segpair_assets.partitions import virus_and_version, virus_data_version_partitions
 from segpair_assets.provenance import record_provenance
 
@@ -185,9 +185,7 @@ def protein_final(
         f"protein_final: {len(df)} proteins, {metadata['isolates']} isolates ({origin})"
     )
     version = content_version(prov.data_fingerprint, prov.config_hash)
-    with warnings.catch_warnings():  # data_version on Output is "beta" in Dagster 1.13
-        warnings.simplefilter("ignore", dg.BetaWarning)
-        return dg.Output(df, metadata=metadata, data_version=version)
+    return versioned_output(df, metadata, version)
 
 
 def content_version(*parts: str) -> dg.DataVersion:

@@ -31,7 +31,7 @@ from segpair.training.model_history import run_name as model_run_name
 from segpair.training.pipeline import TrainingOutcome, run_training
 from segpair.training.train import TrainConfig
 from segpair_assets.assets.per_embedder import model_stage_asset
-from segpair_assets.metadata import images, rounded, table
+from segpair_assets.metadata import images, mlflow_links, rounded, table
 from segpair_assets.partitions import virus_and_version
 from segpair_assets.provenance import record_provenance
 
@@ -232,8 +232,7 @@ def classifier_metadata(
     return {
         "summary": dg.MetadataValue.md(verdict_summary(outcome, model)),
         "beats_best_baseline": v["beats_best_baseline"],
-        "mlflow_run": dg.MetadataValue.url(run.url),
-        "mlflow_experiment": dg.MetadataValue.url(run.experiment_url),
+        **mlflow_links(run),
         "plots": images({alt: run.artifact_url(name) for alt, name in PLOTS.items()}),
         "model_vs_baselines": table(comparison_table(outcome)),
         "stratified": table(stratified),
@@ -242,7 +241,7 @@ def classifier_metadata(
         **outcome.sizes, "embeddings_in_memory": outcome.embeddings_in_memory,
         "model_dir": dg.MetadataValue.path(str(artifacts.out_dir)),
         "checkpoint": dg.MetadataValue.path(str(artifacts.checkpoint)),
-        "mlflow_run_id": run.run_id, "mlflow_model_uri": model_uri,
+        "mlflow_model_uri": model_uri,
     }  # fmt: skip
 
 
